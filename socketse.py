@@ -1,0 +1,1013 @@
+"""socketse: the socketserver programming model in one portable file.
+
+socketse is a drop-in for the standard library's ``socketserver`` (as of
+CPython 3.13) that runs wherever Python can open a socket: CPython 3.6 and
+later, PyPy, and constrained builds such as MicroPython's unix port.  It
+imports only ``socket``, ``os`` and ``sys`` at module level; ``select``,
+``_thread`` and the rest are used where they exist and done without where
+they don't.  Copy this file next to your program, or::
+
+    import socketse as socketserver
+
+Usage is the stdlib's: derive a handler from BaseRequestHandler (or
+StreamRequestHandler / DatagramRequestHandler) and define handle(); pass its
+class to a server; call serve_forever()::
+
+    class Echo(socketse.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    with socketse.ThreadingTCPServer(("127.0.0.1", 8000), Echo) as server:
+        server.serve_forever()
+
+The classes are the stdlib's: BaseServer (the socket-free serving loop),
+TCPServer (the base of every socket server), UDPServer, UnixStreamServer and
+UnixDatagramServer where AF_UNIX exists; the ThreadingMixIn and, where
+os.fork exists, ForkingMixIn; the handlers; and the ready-made combinations
+such as ThreadingTCPServer.  ``__all__`` lists those this platform has.
+
+Where socketse differs from the stdlib, it is on purpose:
+
+- shutdown() wakes serve_forever() at once instead of after up to
+  poll_interval seconds (where the platform has socket.socketpair), and a
+  handler of a single-threaded server may call it without deadlocking:
+  the loop ends after that request.
+- An IPv6 literal address such as ("::1", 0) works on a class that did not
+  choose an address family.
+- request_queue_size defaults to socket.SOMAXCONN, not 5.
+- On MicroPython, addresses are translated to and from the raw form its
+  sockets use, and client_address is a (host, port) tuple.
+- Without ``select``, serving falls back to blocking calls with a timeout;
+  without ``_thread``, everything but ThreadingMixIn works.
+- Handler threads are ``_thread`` threads: server_close() waits for them
+  (block_on_close), interpreter exit does not.
+"""
+
+__version__ = "1.0.0"
+
+import os
+import socket
+import sys
+
+TYPE_CHECKING = False  # mypy takes it as True; typing is never imported
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Tuple
+
+try:
+    import select
+except ImportError:  # serving then waits in accept()/recvfrom() with a timeout
+    select = None  # type: ignore[assignment]
+
+try:
+    import _thread
+except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
+    _thread = None  # type: ignore[assignment]
+
+__all__ = ["BaseServer", "TCPServer", "UDPServer",
+           "ThreadingUDPServer", "ThreadingTCPServer",
+           "BaseRequestHandler", "StreamRequestHandler",
+           "DatagramRequestHandler", "ThreadingMixIn"]
+if hasattr(os, "fork"):
+    __all__.extend(["ForkingUDPServer", "ForkingTCPServer", "ForkingMixIn"])
+if hasattr(socket, "AF_UNIX"):
+    __all__.extend(["UnixStreamServer", "UnixDatagramServer",
+                    "ThreadingUnixStreamServer",
+                    "ThreadingUnixDatagramServer"])
+    if hasattr(os, "fork"):
+        __all__.extend(["ForkingUnixStreamServer", "ForkingUnixDatagramServer"])
+
+
+# ---------------------------------------------------------------------------
+# The portability layer: each piece gives one thing that some builds lack.
+# ---------------------------------------------------------------------------
+
+def _raw_address(address):
+    # type: (Any) -> Any
+    """The raw sockaddr bytes that MicroPython's bind/connect/sendto take."""
+    if isinstance(address, str):  # a Unix socket path
+        import struct
+        return struct.pack("H", socket.AF_UNIX) + address.encode() + b"\0"
+    host, port = address[:2]
+    return socket.getaddrinfo(host or "0.0.0.0", port)[0][-1]
+
+
+def _call_with_address(method, address, *args):
+    # type: (Callable[..., Any], Any, Any) -> Any
+    """Call a socket method that takes an address: as given where sockets
+    take (host, port) tuples and path strings, in raw form where they take
+    only that."""
+    try:
+        return method(*args + (address,))
+    except TypeError:
+        if not isinstance(address, (tuple, str)):
+            raise
+        return method(*args + (_raw_address(address),))
+
+
+def _readable_address(family, address):
+    # type: (int, Any) -> Any
+    """The (host, port) form of an address from accept() or recvfrom(),
+    which MicroPython gives as raw sockaddr bytes.  Unix addresses stay as
+    they are: they are only ever passed back to sendto()."""
+    if isinstance(address, tuple) or family == getattr(socket, "AF_UNIX", None):
+        return address
+    family, host, port = socket.sockaddr(address)[:3]  # type: ignore[attr-defined]
+    return socket.inet_ntop(family, host), port
+
+
+def _print_traceback():
+    # type: () -> None
+    try:
+        import traceback
+    except ImportError:  # MicroPython
+        sys.print_exception(sys.exc_info()[1], sys.stderr)  # type: ignore[attr-defined]
+    else:
+        traceback.print_exc()
+
+
+def _readiness_waiter(fds):
+    # type: (Tuple[int, ...]) -> Optional[Callable[[Optional[float]], Any]]
+    """A function that waits up to a timeout in seconds (None: for ever) until
+    one of the descriptors is readable, and returns whether one is; None
+    where there is no select module."""
+    if select is None:
+        return None
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        for fd in fds:  # a descriptor, never an object: MicroPython needs that
+            poller.register(fd, select.POLLIN)
+        # MicroPython's poll takes whole milliseconds only.
+        return lambda timeout: poller.poll(
+            -1 if timeout is None else int(timeout * 1000 + 0.999))
+    return lambda timeout: select.select(fds, [], [], timeout)[0]
+
+
+def _wakeup_pair():
+    # type: () -> Tuple[Any, Any]
+    """A connected (reader, writer) pair that shutdown() writes to so that
+    the serving loop wakes at once; (None, None) where there is none."""
+    if hasattr(socket, "socketpair"):
+        return socket.socketpair()
+    return None, None
+
+
+if _thread is not None:
+    _allocate_lock = _thread.allocate_lock
+    _get_ident = _thread.get_ident
+else:
+    class _allocate_lock:  # type: ignore[no-redef]
+        """With one thread only, a lock has nothing to guard."""
+
+        def acquire(self, *args):
+            # type: (Any) -> bool
+            return True
+
+        def release(self):
+            # type: () -> None
+            pass
+
+        def __enter__(self):
+            # type: () -> bool
+            return True
+
+        def __exit__(self, *exc_info):
+            # type: (Any) -> None
+            pass
+
+    def _get_ident():
+        # type: () -> int
+        return 0
+
+try:
+    from io import BufferedIOBase as _BinaryFile
+except ImportError:  # MicroPython's io has IOBase, BytesIO and StringIO only
+    class _BinaryFile:  # type: ignore[no-redef]
+        """The part of io.BufferedIOBase that the handlers' files use."""
+        closed = False
+
+        def flush(self):
+            # type: () -> None
+            pass
+
+        def close(self):
+            # type: () -> None
+            self.closed = True
+
+# On CPython and PyPy, makefile() gives a file over a socket.SocketIO that
+# leaves the socket open when closed.  Elsewhere it may give a file on the
+# socket's own descriptor, which closes the socket, or closes a newer
+# connection's descriptor when garbage-collected: _SocketFile is used there.
+_makefile_is_separate = hasattr(socket, "SocketIO")
+
+
+class _SocketFile(_BinaryFile):
+    """An unbuffered binary file over a socket: write() sends every byte
+    before it returns; reads are buffered in the object itself."""
+
+    def __init__(self, sock):
+        # type: (Any) -> None
+        self._sock = sock
+        self._buffer = b""
+
+    def writable(self):
+        # type: () -> bool
+        return True
+
+    def readable(self):
+        # type: () -> bool
+        return True
+
+    def fileno(self):
+        # type: () -> int
+        return int(self._sock.fileno())
+
+    def write(self, data):
+        # type: (Any) -> int
+        # A loop over send(), since sendall() may stop short on MicroPython.
+        view = memoryview(data)
+        sent = self._sock.send(view)
+        while sent < len(view):
+            sent += self._sock.send(view[sent:])
+        return len(view)
+
+    def _fill(self, done):
+        # type: (Callable[[bytes], bool]) -> None
+        while not done(self._buffer):
+            chunk = self._sock.recv(8192)
+            if not chunk:
+                break
+            self._buffer += chunk
+
+    def _take(self, size):
+        # type: (int) -> bytes
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def read(self, size=-1):
+        # type: (Optional[int]) -> bytes
+        if size is None or size < 0:
+            self._fill(lambda buffer: False)
+            size = len(self._buffer)
+        else:
+            self._fill(lambda buffer: len(buffer) >= size)
+        return self._take(size)
+
+    def readline(self, size=-1):
+        # type: (Optional[int]) -> bytes
+        limit = -1 if size is None else size
+        self._fill(lambda buffer: b"\n" in buffer or 0 <= limit <= len(buffer))
+        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
+        return self._take(end if limit < 0 else min(end, limit))
+
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+
+class BaseServer:
+    """Base class for server classes: the serving loop, without a socket.
+
+    Methods for the caller:
+
+    - __init__(server_address, RequestHandlerClass)
+    - serve_forever(poll_interval=0.5)
+    - shutdown()
+    - handle_request()  # if you do not use serve_forever()
+    - fileno() -> int   # for selector
+
+    Methods that may be overridden:
+
+    - server_bind()
+    - server_activate()
+    - get_request() -> request, client_address
+    - handle_timeout()
+    - verify_request(request, client_address)
+    - server_close()
+    - process_request(request, client_address)
+    - shutdown_request(request)
+    - close_request(request)
+    - service_actions()
+    - handle_error()
+
+    Methods for derived classes:
+
+    - finish_request(request, client_address)
+
+    Class variables that may be overridden by derived classes or
+    instances:
+
+    - timeout
+    - address_family
+    - socket_type
+    - allow_reuse_address
+    - allow_reuse_port
+
+    Instance variables:
+
+    - RequestHandlerClass
+    - socket
+    """
+
+    timeout = None  # type: Optional[float]
+    socket = None  # type: Any
+
+    if TYPE_CHECKING:  # what a subclass provides, for mypy
+        def fileno(self):
+            # type: () -> int
+            ...
+
+        def get_request(self):
+            # type: () -> Tuple[Any, Any]
+            ...
+
+    def __init__(self, server_address, RequestHandlerClass):
+        # type: (Any, Any) -> None
+        """Constructor.  May be extended, do not override."""
+        self.server_address = server_address
+        self.RequestHandlerClass = RequestHandlerClass
+        self.__shutdown_request = False
+        self.__wakeup = None  # type: Any
+        self.__serving = _allocate_lock()  # held while serve_forever runs
+        self.__serving_thread = None  # type: Optional[int]
+
+    def server_activate(self):
+        # type: () -> None
+        """Called by constructor to activate the server.
+
+        May be overridden.
+        """
+        pass
+
+    def serve_forever(self, poll_interval=0.5):
+        # type: (float) -> None
+        """Handle one request at a time until shutdown().
+
+        Calls service_actions() at least every poll_interval seconds.
+        Ignores self.timeout.
+        """
+        with self.__serving:
+            self.__serving_thread = _get_ident()
+            wakeup_reader, self.__wakeup = _wakeup_pair()
+            fds = (self.fileno(),)  # type: Tuple[int, ...]
+            if wakeup_reader is not None:
+                fds += (wakeup_reader.fileno(),)
+            wait = _readiness_waiter(fds)
+            if wait is None:  # no select: accept() itself waits, briefly
+                self.socket.settimeout(poll_interval)
+            try:
+                while not self.__shutdown_request:
+                    ready = wait(poll_interval) if wait else True
+                    if self.__shutdown_request:
+                        break
+                    if ready:
+                        self._handle_request_noblock()
+                    self.service_actions()
+            finally:
+                if wait is None:
+                    self.socket.settimeout(None)
+                self.__shutdown_request = False
+                self.__serving_thread = None
+                if wakeup_reader is not None:
+                    self.__wakeup.close()
+                    wakeup_reader.close()
+                self.__wakeup = None
+
+    def shutdown(self):
+        # type: () -> None
+        """Stop the serve_forever() loop and wait until it has ended.
+
+        The loop wakes at once.  Called from a handler running in the
+        serving thread itself, it returns at once and the loop ends after
+        that request.
+        """
+        self.__shutdown_request = True
+        wakeup = self.__wakeup
+        if wakeup is not None:
+            try:
+                wakeup.send(b"\0")
+            except OSError:  # the loop has just ended and closed it
+                pass
+        if self.__serving_thread != _get_ident():
+            with self.__serving:
+                pass
+
+    def service_actions(self):
+        # type: () -> None
+        """Called by the serve_forever() loop.
+
+        May be overridden by a subclass / Mixin to implement any code that
+        needs to be run during the loop.
+        """
+        pass
+
+    # - handle_request() is the top-level call.  It waits for the socket,
+    #   then calls get_request(), verify_request() and process_request()
+    # - get_request() is different for stream or datagram sockets
+    # - process_request() is the place that may fork a new process or create
+    #   a new thread to finish the request
+    # - finish_request() instantiates the request handler class; this
+    #   constructor will handle the request all by itself
+
+    def handle_request(self):
+        # type: () -> None
+        """Handle one request, possibly blocking.
+
+        Respects self.timeout, and the socket's own timeout if it has one.
+        """
+        timeout = self.timeout
+        gettimeout = getattr(self.socket, "gettimeout", None)
+        socket_timeout = gettimeout() if gettimeout else None
+        if timeout is None or (socket_timeout is not None and socket_timeout < timeout):
+            timeout = socket_timeout
+        wait = _readiness_waiter((self.fileno(),))
+        if wait is not None:
+            if not wait(timeout):
+                return self.handle_timeout()
+            return self._handle_request_noblock()
+        self.socket.settimeout(timeout)
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return self.handle_timeout()
+        finally:
+            self.socket.settimeout(socket_timeout)
+        self._process_verified(request, client_address)
+
+    def _handle_request_noblock(self):
+        # type: () -> None
+        """Handle one request, without blocking.
+
+        The socket is readable, so get_request() should not block.
+        """
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        self._process_verified(request, client_address)
+
+    def _process_verified(self, request, client_address):
+        # type: (Any, Any) -> None
+        if self.verify_request(request, client_address):
+            try:
+                self.process_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
+            except BaseException:  # SystemExit, KeyboardInterrupt
+                self.shutdown_request(request)
+                raise
+        else:
+            self.shutdown_request(request)
+
+    def handle_timeout(self):
+        # type: () -> None
+        """Called if no new request arrives within self.timeout.
+
+        Overridden by ForkingMixIn.
+        """
+        pass
+
+    def verify_request(self, request, client_address):
+        # type: (Any, Any) -> bool
+        """Verify the request.  May be overridden.
+
+        Return True if we should proceed with this request.
+        """
+        return True
+
+    def process_request(self, request, client_address):
+        # type: (Any, Any) -> None
+        """Call finish_request.
+
+        Overridden by ForkingMixIn and ThreadingMixIn.
+        """
+        self.finish_request(request, client_address)
+        self.shutdown_request(request)
+
+    def server_close(self):
+        # type: () -> None
+        """Called to clean-up the server.
+
+        May be overridden.  The mix-ins wait here for their handlers
+        (block_on_close), through _wait_for_handlers, so that they need no
+        cooperative super(), which MicroPython lacks.
+        """
+        self._wait_for_handlers()
+
+    def _wait_for_handlers(self):
+        # type: () -> None
+        pass
+
+    def finish_request(self, request, client_address):
+        # type: (Any, Any) -> None
+        """Finish one request by instantiating RequestHandlerClass."""
+        self.RequestHandlerClass(request, client_address, self)
+
+    def shutdown_request(self, request):
+        # type: (Any) -> None
+        """Called to shutdown and close an individual request."""
+        self.close_request(request)
+
+    def close_request(self, request):
+        # type: (Any) -> None
+        """Called to clean up an individual request."""
+        pass
+
+    def handle_error(self, request, client_address):
+        # type: (Any, Any) -> None
+        """Handle an error gracefully.  May be overridden.
+
+        The default is to print a traceback and continue.
+        """
+        print('-' * 40, file=sys.stderr)
+        print('Exception occurred during processing of request from',
+              client_address, file=sys.stderr)
+        _print_traceback()
+        print('-' * 40, file=sys.stderr)
+
+    def __enter__(self):
+        # type: (Any) -> Any
+        return self
+
+    def __exit__(self, *args):
+        # type: (Any) -> None
+        self.server_close()
+
+
+class TCPServer(BaseServer):
+    """Base class for various socket-based server classes.
+
+    Defaults to synchronous IP stream (i.e., TCP).
+
+    Methods for the caller:
+
+    - __init__(server_address, RequestHandlerClass, bind_and_activate=True)
+    - serve_forever(poll_interval=0.5)
+    - shutdown()
+    - handle_request()  # if you don't use serve_forever()
+    - fileno() -> int   # for selector
+
+    Methods that may be overridden:
+
+    - server_bind()
+    - server_activate()
+    - get_request() -> request, client_address
+    - handle_timeout()
+    - verify_request(request, client_address)
+    - process_request(request, client_address)
+    - shutdown_request(request)
+    - close_request(request)
+    - handle_error()
+
+    Methods for derived classes:
+
+    - finish_request(request, client_address)
+
+    Class variables that may be overridden by derived classes or
+    instances:
+
+    - timeout
+    - address_family
+    - socket_type
+    - request_queue_size (only for stream sockets)
+    - allow_reuse_address
+    - allow_reuse_port
+
+    Instance variables:
+
+    - server_address
+    - RequestHandlerClass
+    - socket
+    """
+
+    address_family = socket.AF_INET
+    socket_type = socket.SOCK_STREAM
+    request_queue_size = getattr(socket, "SOMAXCONN", 5)
+    allow_reuse_address = False
+    allow_reuse_port = False
+
+    def __init__(self, server_address, RequestHandlerClass, bind_and_activate=True):
+        # type: (Any, Any, bool) -> None
+        """Constructor.  May be extended, do not override."""
+        BaseServer.__init__(self, server_address, RequestHandlerClass)
+        if (self.address_family == socket.AF_INET and hasattr(socket, "AF_INET6")
+                and ":" in server_address[0]):
+            self.address_family = socket.AF_INET6  # an IPv6 literal
+        # Positional arguments: MicroPython ignores keywords here.
+        self.socket = socket.socket(self.address_family, self.socket_type)
+        if bind_and_activate:
+            try:
+                self.server_bind()
+                self.server_activate()
+            except BaseException:
+                self.server_close()
+                raise
+
+    def server_bind(self):
+        # type: () -> None
+        """Called by constructor to bind the socket.
+
+        May be overridden.
+        """
+        if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.allow_reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        _call_with_address(self.socket.bind, self.server_address)
+        if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
+            self.server_address = self.socket.getsockname()
+
+    def server_activate(self):
+        # type: () -> None
+        """Called by constructor to activate the server.
+
+        May be overridden.
+        """
+        self.socket.listen(self.request_queue_size)
+
+    def server_close(self):
+        # type: () -> None
+        """Called to clean-up the server.
+
+        May be overridden.
+        """
+        self.socket.close()
+        BaseServer.server_close(self)
+
+    def fileno(self):
+        # type: () -> int
+        """Return socket file number.
+
+        Interface required by selector.
+        """
+        return int(self.socket.fileno())
+
+    def get_request(self):
+        # type: () -> Tuple[Any, Any]
+        """Get the request and client address from the socket.
+
+        May be overridden.
+        """
+        request, client_address = self.socket.accept()
+        return request, _readable_address(self.address_family, client_address)
+
+    def shutdown_request(self, request):
+        # type: (Any) -> None
+        """Called to shutdown and close an individual request."""
+        try:
+            # Explicitly shut down: close() merely releases the socket and
+            # waits for garbage collection to perform the actual close.
+            request.shutdown(getattr(socket, "SHUT_WR", 1))
+        except (OSError, AttributeError):
+            pass  # ENOTCONN on some platforms; no shutdown() on MicroPython
+        self.close_request(request)
+
+    def close_request(self, request):
+        # type: (Any) -> None
+        """Called to clean up an individual request."""
+        request.close()
+
+
+class UDPServer(TCPServer):
+    """UDP server class."""
+
+    allow_reuse_address = False
+    allow_reuse_port = False
+    socket_type = socket.SOCK_DGRAM
+    max_packet_size = 8192
+
+    def get_request(self):
+        # type: () -> Tuple[Any, Any]
+        data, client_addr = self.socket.recvfrom(self.max_packet_size)
+        return (data, self.socket), _readable_address(self.address_family, client_addr)
+
+    def server_activate(self):
+        # type: () -> None
+        # No need to call listen() for UDP.
+        pass
+
+    def shutdown_request(self, request):
+        # type: (Any) -> None
+        # No need to shutdown anything.
+        self.close_request(request)
+
+    def close_request(self, request):
+        # type: (Any) -> None
+        # No need to close anything.
+        pass
+
+
+if hasattr(socket, "AF_UNIX"):
+    class UnixStreamServer(TCPServer):
+        address_family = socket.AF_UNIX
+
+    class UnixDatagramServer(UDPServer):
+        address_family = socket.AF_UNIX
+
+
+# ---------------------------------------------------------------------------
+# Mix-ins: one request per process, one request per thread
+# ---------------------------------------------------------------------------
+
+if TYPE_CHECKING:  # mypy checks the mix-ins as servers
+    _MixIn = BaseServer
+else:
+    _MixIn = object
+
+
+if hasattr(os, "fork"):
+    class ForkingMixIn(_MixIn):
+        """Mix-in class to handle each request in a new process."""
+
+        timeout = 300  # type: Optional[float]
+        active_children = None  # type: Any
+        max_children = 40
+        # If true, server_close() waits until all child processes complete.
+        block_on_close = True
+
+        def collect_children(self, *, blocking=False):
+            # type: (bool) -> None
+            """Internal routine to wait for children that have exited."""
+            if self.active_children is None:
+                return
+            # Above max_children, wait for any child: that reaps the
+            # defunct ones in one call each, but may reap children this
+            # server did not start, so only there.
+            while len(self.active_children) >= self.max_children:
+                try:
+                    pid, _ = os.waitpid(-1, 0)
+                    self.active_children.discard(pid)
+                except ChildProcessError:  # no children left at all
+                    self.active_children.clear()
+                except OSError:
+                    break
+            for pid in self.active_children.copy():
+                try:
+                    pid, _ = os.waitpid(pid, 0 if blocking else os.WNOHANG)
+                    # pid is 0, and ignored, if the child has not exited yet
+                    self.active_children.discard(pid)
+                except ChildProcessError:  # someone else reaped it
+                    self.active_children.discard(pid)
+                except OSError:
+                    pass
+
+        def handle_timeout(self):
+            # type: () -> None
+            """Wait for zombies after self.timeout seconds of inactivity.
+
+            May be extended, do not override.
+            """
+            self.collect_children()
+
+        def service_actions(self):
+            # type: () -> None
+            """Collect the zombie child processes regularly in the ForkingMixIn.
+
+            service_actions is called in the BaseServer's serve_forever loop.
+            """
+            self.collect_children()
+
+        def process_request(self, request, client_address):
+            # type: (Any, Any) -> None
+            """Fork a new subprocess to process the request."""
+            pid = os.fork()
+            if pid:
+                if self.active_children is None:
+                    self.active_children = set()
+                self.active_children.add(pid)
+                self.close_request(request)
+                return
+            # The child must never return into the serving loop.
+            status = 1
+            try:
+                self.finish_request(request, client_address)
+                status = 0
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                try:
+                    self.shutdown_request(request)
+                finally:
+                    os._exit(status)
+
+        def _wait_for_handlers(self):
+            # type: () -> None
+            self.collect_children(blocking=self.block_on_close)
+
+
+class _LiveThreads:
+    """The handler threads that server_close() waits for: a sized
+    collection with a join(), kept without the threading module."""
+
+    def __init__(self):
+        # type: () -> None
+        self._count = 0
+        self._count_lock = _allocate_lock()
+        self._all_done = _allocate_lock()  # held while any thread lives
+
+    def __len__(self):
+        # type: () -> int
+        return self._count
+
+    def add(self):
+        # type: () -> None
+        with self._count_lock:
+            if not self._count:
+                self._all_done.acquire()
+            self._count += 1
+
+    def discard(self):
+        # type: () -> None
+        with self._count_lock:
+            self._count -= 1
+            if not self._count:
+                self._all_done.release()
+
+    def join(self):
+        # type: () -> None
+        with self._all_done:
+            pass
+
+
+class ThreadingMixIn(_MixIn):
+    """Mix-in class to handle each request in a new thread."""
+
+    # Decides how threads will act upon termination of the main process
+    daemon_threads = False
+    # If true, server_close() waits until all non-daemonic threads terminate.
+    block_on_close = True
+    _threads = ()  # type: Any
+
+    if _thread is None:
+        def __init__(self, *args, **kwargs):
+            # type: (Any, Any) -> None
+            raise ImportError("ThreadingMixIn needs the _thread module, "
+                              "which this Python does not have")
+
+    def process_request_thread(self, request, client_address):
+        # type: (Any, Any) -> None
+        """Same as in BaseServer but as a thread.
+
+        In addition, exception handling is done here.
+        """
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def process_request(self, request, client_address):
+        # type: (Any, Any) -> None
+        """Start a new thread to process the request."""
+        threads = None
+        if self.block_on_close and not self.daemon_threads:
+            if not isinstance(self._threads, _LiveThreads):
+                self._threads = _LiveThreads()
+            threads = self._threads
+        _thread.start_new_thread(self._run_thread, (request, client_address, threads))
+
+    def _run_thread(self, request, client_address, threads):
+        # type: (Any, Any, Optional[_LiveThreads]) -> None
+        if threads is not None:
+            threads.add()
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            if threads is not None:
+                threads.discard()
+
+    def _wait_for_handlers(self):
+        # type: () -> None
+        if self._threads:
+            self._threads.join()
+
+
+# ---------------------------------------------------------------------------
+# The ready-made servers
+# ---------------------------------------------------------------------------
+
+if hasattr(os, "fork"):
+    class ForkingUDPServer(ForkingMixIn, UDPServer): pass
+    class ForkingTCPServer(ForkingMixIn, TCPServer): pass
+
+class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
+class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+
+if hasattr(socket, "AF_UNIX"):
+    class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): pass
+    class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): pass
+
+    if hasattr(os, "fork"):
+        class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
+        class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
+
+
+# ---------------------------------------------------------------------------
+# Request handlers
+# ---------------------------------------------------------------------------
+
+class BaseRequestHandler:
+    """Base class for request handler classes.
+
+    This class is instantiated for each request to be handled.  The
+    constructor sets the instance variables request, client_address
+    and server, and then calls the handle() method.  To implement a
+    specific service, all you need to do is to derive a class which
+    defines a handle() method.
+
+    The handle() method can find the request as self.request, the
+    client address as self.client_address, and the server (in case it
+    needs access to per-server information) as self.server.  Since a
+    separate instance is created for each request, the handle() method
+    can define other arbitrary instance variables.
+
+    setup() runs before handle(), and finish() after it, even when
+    handle() raises.
+    """
+
+    def __init__(self, request, client_address, server):
+        # type: (Any, Any, Any) -> None
+        self.request = request
+        self.client_address = client_address
+        self.server = server
+        self.setup()
+        try:
+            self.handle()
+        finally:
+            self.finish()
+
+    def setup(self):
+        # type: () -> None
+        pass
+
+    def handle(self):
+        # type: () -> None
+        pass
+
+    def finish(self):
+        # type: () -> None
+        pass
+
+
+class StreamRequestHandler(BaseRequestHandler):
+    """Define self.rfile and self.wfile for stream sockets.
+
+    Class variables that may be overridden:
+
+    - rbufsize: buffer size of rfile (-1: the default buffer)
+    - wbufsize: buffer size of wfile (0: unbuffered, every write() sends
+      all its bytes before it returns)
+    - timeout: applied to the connection, if not None
+    - disable_nagle_algorithm: set TCP_NODELAY (use with wbufsize != 0)
+    """
+
+    rbufsize = -1
+    wbufsize = 0
+    timeout = None  # type: Optional[float]
+    disable_nagle_algorithm = False
+
+    def setup(self):
+        # type: () -> None
+        self.connection = self.request
+        if self.timeout is not None:
+            self.connection.settimeout(self.timeout)
+        if self.disable_nagle_algorithm:
+            self.connection.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
+                                       getattr(socket, "TCP_NODELAY", 1), 1)
+        if _makefile_is_separate:
+            self.rfile = self.connection.makefile('rb', self.rbufsize)
+        else:
+            self.rfile = _SocketFile(self.connection)
+        if self.wbufsize == 0 or not _makefile_is_separate:
+            self.wfile = _SocketFile(self.connection)
+        else:
+            self.wfile = self.connection.makefile('wb', self.wbufsize)
+
+    def finish(self):
+        # type: () -> None
+        try:
+            self.wfile.close()  # flushes what is buffered
+        except OSError:
+            pass  # the peer has gone: nothing more can be delivered
+        self.rfile.close()
+
+
+class DatagramRequestHandler(BaseRequestHandler):
+    """Define self.rfile and self.wfile for datagram sockets.
+
+    self.packet is the datagram and self.socket the server's socket;
+    what handle() writes to wfile is sent back in finish().
+    """
+
+    def setup(self):
+        # type: () -> None
+        from io import BytesIO
+        self.packet, self.socket = self.request
+        self.rfile = BytesIO(self.packet)
+        self.wfile = BytesIO()
+
+    def finish(self):
+        # type: () -> None
+        _call_with_address(self.socket.sendto, self.client_address,
+                           self.wfile.getvalue())
