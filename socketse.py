@@ -81,27 +81,21 @@ if hasattr(socket, "AF_UNIX"):
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
 
-def _raw_address(address):
+# MicroPython's unix port has socket.sockaddr() because its sockets take and
+# give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
+_raw_addresses = hasattr(socket, "sockaddr")
+
+
+def _native_address(address):
     # type: (Any) -> Any
-    """The raw sockaddr bytes that MicroPython's bind/connect/sendto take."""
+    """The address in the form this platform's bind, connect and sendto take."""
+    if not _raw_addresses or not isinstance(address, (tuple, str)):
+        return address
     if isinstance(address, str):  # a Unix socket path
         import struct
         return struct.pack("H", socket.AF_UNIX) + address.encode() + b"\0"
     host, port = address[:2]
     return socket.getaddrinfo(host or "0.0.0.0", port)[0][-1]
-
-
-def _call_with_address(method, address, *args):
-    # type: (Callable[..., Any], Any, Any) -> Any
-    """Call a socket method that takes an address: as given where sockets
-    take (host, port) tuples and path strings, in raw form where they take
-    only that."""
-    try:
-        return method(*args + (address,))
-    except TypeError:
-        if not isinstance(address, (tuple, str)):
-            raise
-        return method(*args + (_raw_address(address),))
 
 
 def _readable_address(family, address):
@@ -145,8 +139,9 @@ def _readiness_waiter(fds):
 def _wakeup_pair():
     # type: () -> Tuple[Any, Any]
     """A connected (reader, writer) pair that shutdown() writes to so that
-    the serving loop wakes at once; (None, None) where there is none."""
-    if hasattr(socket, "socketpair"):
+    the serving loop wakes at once; (None, None) where there is none, or no
+    select to wait on it with."""
+    if select is not None and hasattr(socket, "socketpair"):
         return socket.socketpair()
     return None, None
 
@@ -613,7 +608,7 @@ class TCPServer(BaseServer):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.allow_reuse_port and hasattr(socket, "SO_REUSEPORT"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        _call_with_address(self.socket.bind, self.server_address)
+        self.socket.bind(_native_address(self.server_address))
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
 
@@ -865,12 +860,16 @@ class ThreadingMixIn(_MixIn):
             if not isinstance(self._threads, _LiveThreads):
                 self._threads = _LiveThreads()
             threads = self._threads
-        _thread.start_new_thread(self._run_thread, (request, client_address, threads))
+            threads.add()  # before the thread starts: server_close() may come first
+        try:
+            _thread.start_new_thread(self._run_thread, (request, client_address, threads))
+        except BaseException:
+            if threads is not None:
+                threads.discard()
+            raise
 
     def _run_thread(self, request, client_address, threads):
         # type: (Any, Any, Optional[_LiveThreads]) -> None
-        if threads is not None:
-            threads.add()
         try:
             self.process_request_thread(request, client_address)
         finally:
@@ -1009,5 +1008,4 @@ class DatagramRequestHandler(BaseRequestHandler):
 
     def finish(self):
         # type: () -> None
-        _call_with_address(self.socket.sendto, self.client_address,
-                           self.wfile.getvalue())
+        self.socket.sendto(self.wfile.getvalue(), _native_address(self.client_address))

@@ -1,0 +1,607 @@
+"""The scenarios socketse must pass on every interpreter, with no pytest.
+
+Run as ``python tests/scenarios.py [--without MODULE,...] [SCRATCH_DIR]``
+with socketse.py importable (MICROPYPATH on MicroPython).  ``--without``
+hides modules from the import system (CPython only), to prove socketse on
+builds that lack them.  Each scenario prints a line; the last line is
+"N passed, N failed, N skipped" and the exit status is 1 if any failed.
+
+Most scenarios need no thread: a client connects and sends its request
+before the server handles it, since the listen backlog and the socket
+buffers hold both, and reads the reply afterwards.
+"""
+
+import os
+import socket
+import sys
+import time
+
+
+def hide_modules(names):
+    """Make ``import name`` fail for each name, as on a build without it."""
+    class Refuse:
+        def find_spec(self, name, path=None, target=None):
+            if name in names:
+                raise ImportError("No module named %r (hidden)" % name)
+
+    for name in names:
+        sys.modules.pop(name, None)
+    sys.meta_path.insert(0, Refuse())
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--without":
+    hide_modules(sys.argv[2].split(","))
+    del sys.argv[1:3]
+
+import socketse  # noqa: E402 -- after hiding modules
+
+try:
+    import _thread
+except ImportError:
+    _thread = None
+
+SCRATCH = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+SCENARIOS = []
+TCP_OR_UDP = (socketse.TCPServer, socketse.UDPServer)
+
+
+class Skip(Exception):
+    pass
+
+
+def scenario(function):
+    SCENARIOS.append(function)
+    return function
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def wait_until(condition, seconds=10.0):
+    """Poll: MicroPython's lock.acquire() ignores its timeout."""
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def start_thread(function, *args):
+    if _thread is None:
+        raise Skip("no _thread")
+    _thread.start_new_thread(function, args)
+
+
+# -- servers and clients ----------------------------------------------------
+
+def random_port():
+    return 20000 + int.from_bytes(os.urandom(2), "little") % 40000
+
+
+def unix_path():
+    return "%s/socketse-%s.sock" % (SCRATCH, "".join("%02x" % b for b in os.urandom(4)))
+
+
+def make_server(server_class, handler_class, host="127.0.0.1", **attributes):
+    """A bound server with the given class attributes set.  MicroPython's
+    sockets can't report the port that port 0 chose, so try random ports."""
+    cls = type("Server", (server_class,), attributes)
+    unix = hasattr(socket, "AF_UNIX") and server_class.address_family == socket.AF_UNIX
+    for attempt in range(50):
+        try:
+            return cls(unix_path() if unix else (host, random_port()), handler_class)
+        except OSError as error:
+            if unix or attempt == 49 or error.args[0] != 98:  # EADDRINUSE
+                raise
+
+
+def close_server(server):
+    server.server_close()
+    if isinstance(server.server_address, str):
+        os.remove(server.server_address)
+
+
+def client_for(server, bind_to=None):
+    """A client socket connected to server, bound first if bind_to is given."""
+    client = socket.socket(server.address_family, server.socket_type)
+    if bind_to is not None:
+        client.bind(socketse._native_address(bind_to))
+    client.connect(socketse._native_address(server.server_address))
+    client.settimeout(10)
+    return client
+
+
+def read_all(client):
+    """Everything until the server closes.  A server that closes with
+    unread input resets the connection where sockets have no shutdown()
+    (MicroPython): that counts as closed too."""
+    data = b""
+    while True:
+        try:
+            chunk = client.recv(65536)
+        except OSError as error:
+            if error.args[0] != 104:  # ECONNRESET
+                raise
+            chunk = b""
+        if not chunk:
+            return data
+        data += chunk
+
+
+# -- handlers -----------------------------------------------------------------
+
+class LineEcho(socketse.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline().upper())
+
+
+class DatagramEcho(socketse.DatagramRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.read().upper())
+
+
+class RecordingEcho(socketse.BaseRequestHandler):
+    calls = []
+
+    def setup(self):
+        self.calls.append("setup")
+
+    def handle(self):
+        self.calls.append("handle")
+        if isinstance(self.request, tuple):
+            data, sock = self.request
+            sock.sendto(data.upper(), socketse._native_address(self.client_address))
+        else:
+            self.request.send(self.request.recv(1024).upper())
+
+    def finish(self):
+        self.calls.append("finish")
+
+
+# -- scenarios ------------------------------------------------------------------
+
+def one_exchange(server_class, handler_class, message=b"hello\n", **attributes):
+    server = make_server(server_class, handler_class, **attributes)
+    try:
+        client = client_for(server)
+        client.send(message)
+        server.handle_request()
+        reply = client.recv(1024)
+        client.close()
+        return server, reply
+    finally:
+        close_server(server)
+
+
+@scenario
+def tcp_stream_handler():
+    server, reply = one_exchange(socketse.TCPServer, LineEcho)
+    check(reply == b"HELLO\n", reply)
+
+
+@scenario
+def tcp_client_address_is_host_and_port():
+    seen = []
+
+    class Record(socketse.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(1024)
+            seen.append(self.client_address)
+
+    one_exchange(socketse.TCPServer, Record)
+    check(isinstance(seen[0], tuple) and seen[0][0] == "127.0.0.1"
+          and isinstance(seen[0][1], int), seen)
+
+
+@scenario
+def tcp_base_handler_hooks_in_order():
+    RecordingEcho.calls = []
+    server, reply = one_exchange(socketse.TCPServer, RecordingEcho)
+    check(reply == b"HELLO\n", reply)
+    check(RecordingEcho.calls == ["setup", "handle", "finish"], RecordingEcho.calls)
+
+
+@scenario
+def udp_datagram_handler():
+    server, reply = one_exchange(socketse.UDPServer, DatagramEcho)
+    check(reply == b"HELLO\n", reply)
+
+
+@scenario
+def udp_base_handler_gets_data_and_socket():
+    RecordingEcho.calls = []
+    server, reply = one_exchange(socketse.UDPServer, RecordingEcho)
+    check(reply == b"HELLO\n", reply)
+
+
+@scenario
+def udp_datagram_longer_than_max_packet_size_is_cut():
+    server, reply = one_exchange(socketse.UDPServer, DatagramEcho, b"abcdefgh", max_packet_size=4)
+    check(reply == b"ABCD", reply)
+
+
+def unix_server_class(name):
+    if not hasattr(socketse, name):
+        raise Skip("no AF_UNIX")
+    return getattr(socketse, name)
+
+
+@scenario
+def unix_stream_echo():
+    server, reply = one_exchange(unix_server_class("UnixStreamServer"), LineEcho)
+    check(reply == b"HELLO\n", reply)
+
+
+@scenario
+def unix_datagram_echo():
+    server = make_server(unix_server_class("UnixDatagramServer"), DatagramEcho)
+    path = unix_path()  # a Unix datagram client needs a name for replies
+    client = client_for(server, bind_to=path)
+    try:
+        client.send(b"hello")
+        server.handle_request()
+        check(client.recv(1024) == b"HELLO", "no reply")
+    finally:
+        client.close()
+        close_server(server)
+        os.remove(path)
+
+
+@scenario
+def port_zero_reports_the_bound_port():
+    if not hasattr(socket.socket, "getsockname"):
+        raise Skip("sockets can't report their name")
+    with socketse.TCPServer(("127.0.0.1", 0), LineEcho) as server:
+        check(server.server_address[1] > 0, server.server_address)
+        client = client_for(server)
+        client.send(b"zero\n")
+        server.handle_request()
+        check(client.recv(1024) == b"ZERO\n", "no reply")
+        client.close()
+
+
+@scenario
+def ipv6_literal_without_choosing_a_family():
+    if not hasattr(socket, "AF_INET6"):
+        raise Skip("no AF_INET6")
+    try:
+        server = make_server(socketse.TCPServer, LineEcho, host="::1")
+    except OSError as error:
+        raise Skip("no IPv6 loopback: %r" % (error,))
+    try:
+        check(server.address_family == socket.AF_INET6, server.address_family)
+        client = client_for(server)
+        client.send(b"six\n")
+        server.handle_request()
+        check(client.recv(1024) == b"SIX\n", "no reply")
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def handle_request_times_out():
+    timeouts = []
+
+    class Server(socketse.TCPServer):
+        timeout = 0.05
+
+        def handle_timeout(self):
+            timeouts.append(1)
+
+    server = make_server(Server, LineEcho)
+    try:
+        server.handle_request()
+        check(timeouts == [1], timeouts)
+    finally:
+        close_server(server)
+
+
+@scenario
+def verify_request_refuses():
+    handled = []
+
+    class Handler(socketse.BaseRequestHandler):
+        def handle(self):
+            handled.append(1)
+
+    server = make_server(socketse.TCPServer, Handler,
+                         verify_request=lambda self, request, address: False)
+    try:
+        client = client_for(server)
+        client.send(b"x")
+        server.handle_request()
+        check(read_all(client) == b"" and not handled, handled)
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def handler_error_is_reported_and_serving_goes_on():
+    errors = []
+
+    class Failing(socketse.StreamRequestHandler):
+        def handle(self):
+            if self.rfile.readline() == b"fail\n":
+                raise ValueError("bad request")
+            self.wfile.write(b"ok\n")
+
+    server = make_server(socketse.TCPServer, Failing,
+                         handle_error=lambda self, request, address: errors.append(sys.exc_info()[0]))
+    try:
+        for message, expected in ((b"fail\n", b""), (b"fine\n", b"ok\n")):
+            client = client_for(server)
+            client.send(message)
+            server.handle_request()
+            reply = read_all(client)
+            client.close()
+            check(reply == expected, reply)
+        check(errors == [ValueError], errors)
+    finally:
+        close_server(server)
+
+
+@scenario
+def system_exit_propagates_after_the_request_is_closed():
+    class Exiting(socketse.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(1)
+            raise SystemExit(3)
+
+    server = make_server(socketse.TCPServer, Exiting)
+    client = client_for(server)
+    client.send(b"x")
+    try:
+        server.handle_request()
+    except SystemExit as exit:
+        check(exit.args == (3,), exit.args)
+    else:
+        check(False, "SystemExit did not propagate")
+    check(read_all(client) == b"", "request not closed")
+    client.close()
+    close_server(server)  # still works
+
+
+@scenario
+def stream_handler_timeout_frees_the_request():
+    errors = []
+
+    class Slow(LineEcho):
+        timeout = 0.1
+
+    server = make_server(socketse.TCPServer, Slow,
+                         handle_error=lambda self, request, address: errors.append(1))
+    try:
+        silent = client_for(server)  # connects and sends nothing
+        server.handle_request()
+        check(errors == [1], errors)
+        silent.close()
+        client = client_for(server)
+        client.send(b"next\n")
+        server.handle_request()
+        check(client.recv(1024) == b"NEXT\n", "no reply after a timeout")
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def context_manager_closes_the_socket():
+    with make_server(socketse.TCPServer, LineEcho) as server:
+        pass
+    check(server.socket.fileno() == -1, "socket still open")
+
+
+@scenario
+def shutdown_from_a_handler_ends_serve_forever():
+    class Stopping(socketse.BaseRequestHandler):
+        def handle(self):
+            self.request.send(self.request.recv(4) + b" bye")
+            self.server.shutdown()
+
+    server = make_server(socketse.TCPServer, Stopping)
+    try:
+        client = client_for(server)
+        client.send(b"stop")
+        server.serve_forever(poll_interval=0.05)  # returns: no deadlock
+        check(read_all(client) == b"stop bye", "no reply")
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def shutdown_from_another_thread():
+    server = make_server(socketse.TCPServer, LineEcho)
+    state = {"serving": False, "ended": False}
+
+    def serve():
+        state["serving"] = True
+        try:
+            server.serve_forever(poll_interval=2.0)
+        finally:
+            state["ended"] = True
+
+    try:
+        start_thread(serve)
+        check(wait_until(lambda: state["serving"]), "serve_forever did not start")
+        client = client_for(server)
+        client.send(b"served\n")
+        check(client.recv(1024) == b"SERVED\n", "no reply")
+        client.close()
+        started = time.time()
+        server.shutdown()
+        took = time.time() - started
+        check(state["ended"], "shutdown() returned before the loop ended")
+        if socketse.select and hasattr(socket, "socketpair"):  # woken at once, not at the next poll
+            check(took < 1.5, "shutdown took %.2f s" % took)
+    finally:
+        close_server(server)
+
+
+@scenario
+def serve_forever_again_after_shutdown():
+    class Stopping(LineEcho):
+        def handle(self):
+            LineEcho.handle(self)
+            self.server.shutdown()
+
+    server = make_server(socketse.TCPServer, Stopping)
+    try:
+        for word in (b"one\n", b"two\n"):
+            client = client_for(server)
+            client.send(word)
+            server.serve_forever(poll_interval=0.05)
+            check(client.recv(1024) == word.upper(), word)
+            client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def service_actions_runs_in_the_loop():
+    class Server(socketse.TCPServer):
+        def service_actions(self):
+            self.shutdown()
+
+    server = make_server(Server, LineEcho)
+    try:
+        server.serve_forever(poll_interval=0.01)  # returns after one round
+    finally:
+        close_server(server)
+
+
+@scenario
+def threading_serves_clients_at_once():
+    if _thread is None:
+        try:
+            make_server(socketse.ThreadingTCPServer, LineEcho)
+        except ImportError as error:
+            check("_thread" in str(error), error)
+            raise Skip("no _thread: ThreadingMixIn refuses clearly")
+        check(False, "ThreadingTCPServer built without _thread")
+    arrived = []
+
+    class Waiting(socketse.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(1)
+            arrived.append(1)
+            if wait_until(lambda: len(arrived) == 2, 10):  # both at once
+                self.request.send(b"together")
+
+    server = make_server(socketse.ThreadingTCPServer, Waiting)
+    try:
+        clients = [client_for(server) for _ in range(2)]
+        for client in clients:
+            client.send(b"x")
+            server.handle_request()
+        replies = [read_all(client) for client in clients]
+        check(replies == [b"together"] * 2, replies)
+        for client in clients:
+            client.close()
+    finally:
+        close_server(server)
+    check(len(server._threads) == 0, "threads left after server_close")
+
+
+@scenario
+def threading_block_on_close_waits_for_handlers():
+    if _thread is None:
+        raise Skip("no _thread")
+    finished = []
+
+    class Slow(socketse.BaseRequestHandler):
+        def handle(self):
+            time.sleep(0.3)
+            finished.append(1)
+
+    server = make_server(socketse.ThreadingTCPServer, Slow)
+    client = client_for(server)
+    client.send(b"x")
+    server.handle_request()
+    close_server(server)
+    check(finished == [1], "server_close returned before the handler ended")
+    client.close()
+
+
+@scenario
+def threading_udp_echo():
+    if _thread is None:
+        raise Skip("no _thread")
+    server, reply = one_exchange(socketse.ThreadingUDPServer, DatagramEcho)
+    check(reply == b"HELLO\n", reply)
+
+
+@scenario
+def unbuffered_wfile_sends_everything():
+    if _thread is None:
+        raise Skip("no _thread: a large reply needs a reader at once")
+    size = 300000
+
+    class Large(socketse.StreamRequestHandler):
+        def handle(self):
+            self.rfile.readline()
+            self.wfile.write(b"x" * size)
+
+    server = make_server(socketse.ThreadingTCPServer, Large)
+    try:
+        client = client_for(server)
+        client.send(b"go\n")
+        server.handle_request()
+        reply = read_all(client)
+        check(len(reply) == size, len(reply))
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def forking_serves_from_a_child():
+    if not hasattr(socketse, "ForkingTCPServer"):
+        raise Skip("no os.fork")
+
+    class Pid(socketse.BaseRequestHandler):
+        def handle(self):
+            self.request.send(str(os.getpid()).encode())
+
+    server = make_server(socketse.ForkingTCPServer, Pid)
+    try:
+        client = client_for(server)
+        client.send(b"x")
+        server.handle_request()
+        reply = read_all(client)
+        client.close()
+        check(reply and int(reply) != os.getpid(), reply)
+    finally:
+        close_server(server)
+    check(not server.active_children, server.active_children)
+
+
+def main():
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for function in SCENARIOS:
+        try:
+            function()
+        except Skip as why:
+            counts["skipped"] += 1
+            print("skip", function.__name__, "--", why)
+        except Exception as error:
+            counts["failed"] += 1
+            print("FAIL", function.__name__, "--", repr(error))
+            if hasattr(sys, "print_exception"):
+                sys.print_exception(error)
+            else:
+                import traceback
+                traceback.print_exc()
+        else:
+            counts["passed"] += 1
+            print("ok  ", function.__name__)
+    print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped" % counts)
+    return 1 if counts["failed"] else 0
+
+
+sys.exit(main())
