@@ -1,0 +1,45 @@
+"""An echo server: every line a client sends comes back to it.
+
+    python3 examples/echo_server.py [--host HOST] [--port PORT] [--threading]
+
+Serves until interrupted (Ctrl-C).  Binds 127.0.0.1:8765 by default, and
+prints the address it serves on (port 0 picks a free port, where the socket
+can tell which).  --threading serves every client in its own thread, so a
+slow client does not hold up the others.  Runs on CPython, PyPy and
+MicroPython, with socketse.py beside it or on the path (from the repository
+root: PYTHONPATH=. python3 examples/echo_server.py).
+"""
+
+import sys
+
+import socketse
+
+
+class EchoHandler(socketse.StreamRequestHandler):
+    def handle(self):
+        for line in iter(self.rfile.readline, b""):
+            self.wfile.write(line)
+
+
+def option(name, default):
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
+def main():
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(__doc__)
+        return
+    address = (option("--host", "127.0.0.1"), int(option("--port", "8765")))
+    server_class = socketse.ThreadingTCPServer if "--threading" in sys.argv else socketse.TCPServer
+    server_class.allow_reuse_address = True
+    with server_class(address, EchoHandler) as server:
+        print("serving on %s port %s" % server.server_address[:2])
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+
+
+main()

@@ -1,0 +1,55 @@
+"""tests/scenarios.py under every interpreter this machine has.
+
+The scenarios are written once, with no pytest, so that MicroPython and old
+CPythons run them too; here each interpreter, and each CPython build with
+modules taken away, is one named case.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIOS = os.path.join(ROOT, "tests", "scenarios.py")
+
+
+def micropython():
+    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
+
+
+def pyenv_python(version):
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
+    return found[-1] if found else None
+
+
+# name: (interpreter, extra arguments for scenarios.py, how to install it)
+INTERPRETERS = {
+    "cpython": (sys.executable, [], None),
+    "cpython-without-threading": (sys.executable, ["--without", "threading,selectors"], None),
+    "cpython-without-select": (
+        sys.executable, ["--without", "threading,selectors,select"], None),
+    "cpython-without-_thread": (
+        sys.executable, ["--without", "threading,selectors,select,_thread"], None),
+    "micropython-1.29": (micropython(), [], "pip install -r requirements-dev.txt"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_scenarios(name, tmp_path):
+    interpreter, arguments, install = INTERPRETERS[name]
+    if interpreter is None:
+        pytest.skip("%s is not installed: %s" % (name, install))
+    environment = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=ROOT)
+    run = subprocess.run([interpreter, SCENARIOS] + arguments + [str(tmp_path)],
+                         env=environment, cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=300)
+    output = run.stdout.decode(errors="replace")
+    summary = output.strip().splitlines()[-1] if output.strip() else ""
+    assert run.returncode == 0 and " 0 failed" in summary, output
+    assert not summary.startswith("0 passed"), output
