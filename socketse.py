@@ -111,10 +111,12 @@ def _readable_address(family, address):
 
 def _print_traceback():
     # type: () -> None
+    """Print the exception being handled, with its traceback, to stderr."""
+    error = sys.exc_info()[1]
     try:
         import traceback
     except ImportError:  # MicroPython
-        sys.print_exception(sys.exc_info()[1], sys.stderr)  # type: ignore[attr-defined]
+        sys.print_exception(error, sys.stderr)  # type: ignore[attr-defined]
     else:
         traceback.print_exc()
 
@@ -187,6 +189,17 @@ except ImportError:  # MicroPython's io has IOBase, BytesIO and StringIO only
         def close(self):
             # type: () -> None
             self.closed = True
+
+        def __iter__(self):
+            # type: () -> Any
+            return self
+
+        def __next__(self):
+            # type: () -> bytes
+            line = self.readline()  # type: ignore[attr-defined]
+            if not line:
+                raise StopIteration
+            return line  # type: ignore[no-any-return]
 
 # On CPython and PyPy, makefile() gives a file over a socket.SocketIO that
 # leaves the socket open when closed.  Elsewhere it may give a file on the
@@ -644,6 +657,8 @@ class TCPServer(BaseServer):
         May be overridden.
         """
         request, client_address = self.socket.accept()
+        if select is None:  # MicroPython's accepted sockets inherit the
+            request.settimeout(None)  # listener's timeout, set for want of select
         return request, _readable_address(self.address_family, client_address)
 
     def shutdown_request(self, request):

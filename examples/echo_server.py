@@ -17,7 +17,7 @@ import socketse
 
 class EchoHandler(socketse.StreamRequestHandler):
     def handle(self):
-        for line in iter(self.rfile.readline, b""):
+        for line in self.rfile:
             self.wfile.write(line)
 
 

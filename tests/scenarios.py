@@ -346,6 +346,27 @@ def handler_error_is_reported_and_serving_goes_on():
 
 
 @scenario
+def default_handle_error_prints_and_serving_goes_on():
+    class Failing(LineEcho):
+        def handle(self):
+            if self.rfile.readline() == b"fail\n":
+                raise ValueError("deliberate failure, traceback expected")
+            self.wfile.write(b"ok\n")
+
+    server = make_server(socketse.TCPServer, Failing)
+    try:
+        for message, expected in ((b"fail\n", b""), (b"fine\n", b"ok\n")):
+            client = client_for(server)
+            client.send(message)
+            server.handle_request()  # the default handle_error prints, doesn't raise
+            reply = read_all(client)
+            client.close()
+            check(reply == expected, reply)
+    finally:
+        close_server(server)
+
+
+@scenario
 def system_exit_propagates_after_the_request_is_closed():
     class Exiting(socketse.BaseRequestHandler):
         def handle(self):

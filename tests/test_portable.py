@@ -53,3 +53,5 @@ def test_scenarios(name, tmp_path):
     summary = output.strip().splitlines()[-1] if output.strip() else ""
     assert run.returncode == 0 and " 0 failed" in summary, output
     assert not summary.startswith("0 passed"), output
+    # default_handle_error_prints_and_serving_goes_on, which can't capture stderr itself
+    assert "ValueError: deliberate failure, traceback expected" in output, output
