@@ -437,16 +437,20 @@ def shutdown_from_a_handler_ends_serve_forever():
 
 @scenario
 def shutdown_from_another_thread():
-    server = make_server(socketse.TCPServer, LineEcho)
-    state = {"serving": False, "ended": False}
+    state = {"serving": False, "in_loop": False, "returned": False}
+
+    class Server(socketse.TCPServer):
+        def service_actions(self):  # slow, so that shutdown() must wait for it
+            state["in_loop"] = True
+            time.sleep(0.05)
+            state["in_loop"] = False
 
     def serve():
         state["serving"] = True
-        try:
-            server.serve_forever(poll_interval=2.0)
-        finally:
-            state["ended"] = True
+        server.serve_forever(poll_interval=2.0)
+        state["returned"] = True
 
+    server = make_server(Server, LineEcho)
     try:
         start_thread(serve)
         check(wait_until(lambda: state["serving"]), "serve_forever did not start")
@@ -457,7 +461,8 @@ def shutdown_from_another_thread():
         started = time.time()
         server.shutdown()
         took = time.time() - started
-        check(state["ended"], "shutdown() returned before the loop ended")
+        check(not state["in_loop"], "shutdown() returned while the loop still ran")
+        check(wait_until(lambda: state["returned"]), "serve_forever did not return")
         if socketse.select and hasattr(socket, "socketpair"):  # woken at once, not at the next poll
             check(took < 1.5, "shutdown took %.2f s" % took)
     finally:

@@ -28,23 +28,33 @@ def pyenv_python(version):
     return found[-1] if found else None
 
 
+RUNNING = "cpython-%d.%d" % sys.version_info[:2]
+PYENV = "install it with pyenv: pyenv install %s"
+
 # name: (interpreter, extra arguments for scenarios.py, how to install it)
 INTERPRETERS = {
-    "cpython": (sys.executable, [], None),
-    "cpython-without-threading": (sys.executable, ["--without", "threading,selectors"], None),
-    "cpython-without-select": (
+    RUNNING: (sys.executable, [], None),
+    RUNNING + "-without-threading": (sys.executable, ["--without", "threading,selectors"], None),
+    RUNNING + "-without-select": (
         sys.executable, ["--without", "threading,selectors,select"], None),
-    "cpython-without-_thread": (
+    RUNNING + "-without-_thread": (
         sys.executable, ["--without", "threading,selectors,select,_thread"], None),
+    "pypy-3.9": (shutil.which("pypy3"), [], "apt-get install pypy3"),
     "micropython-1.29": (micropython(), [], "pip install -r requirements-dev.txt"),
 }
+for minor in range(6, 14):
+    version = "3.%d" % minor
+    INTERPRETERS.setdefault("cpython-" + version, (pyenv_python(version), [], PYENV % version))
 
 
 @pytest.mark.parametrize("name", sorted(INTERPRETERS))
 def test_scenarios(name, tmp_path):
     interpreter, arguments, install = INTERPRETERS[name]
     if interpreter is None:
-        pytest.skip("%s is not installed: %s" % (name, install))
+        missing = "%s is not installed: %s" % (name, install)
+        if os.environ.get("CI") == "true":  # .ci/run installs every one
+            pytest.fail(missing)
+        pytest.skip(missing)
     environment = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=ROOT)
     run = subprocess.run([interpreter, SCENARIOS] + arguments + [str(tmp_path)],
                          env=environment, cwd=ROOT, stdout=subprocess.PIPE,
