@@ -233,6 +233,8 @@ class _SocketFile(_BinaryFile):
         # type: (Any) -> int
         # A loop over send(), since sendall() may stop short on MicroPython.
         view = memoryview(data)
+        if hasattr(view, "cast"):  # count bytes, not items of a wider format
+            view = view.cast("B")
         sent = self._sock.send(view)
         while sent < len(view):
             sent += self._sock.send(view[sent:])
