@@ -115,8 +115,11 @@ def _print_traceback():
     error = sys.exc_info()[1]
     try:
         import traceback
-    except ImportError:  # MicroPython
-        sys.print_exception(error, sys.stderr)  # type: ignore[attr-defined]
+    except ImportError:
+        if hasattr(sys, "print_exception"):  # MicroPython
+            sys.print_exception(error, sys.stderr)
+        else:  # a build whose traceback cannot import: the error, at least
+            print(repr(error), file=sys.stderr)
     else:
         traceback.print_exc()
 

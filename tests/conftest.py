@@ -34,14 +34,6 @@ if os.environ.get("SOCKETSE_TEST_STDLIB") == "1":
 TIMEOUT = 10.0
 
 
-@pytest.fixture(scope="session", autouse=True)
-def repo_on_path():
-    """The repository root is on sys.path, so ``import socketse`` works."""
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
-    return REPO_ROOT
-
-
 # ---------------------------------------------------------------------------
 # Leak checks
 

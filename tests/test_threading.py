@@ -1,0 +1,206 @@
+"""ThreadingMixIn: concurrent handlers, daemon_threads, block_on_close."""
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import socketse
+
+TIMEOUT = 10.0
+
+
+class LineEcho(socketse.StreamRequestHandler):
+    timeout = TIMEOUT
+
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+
+def test_concurrent_clients_are_served_at_once(serve, clients):
+    n = 8
+    barrier = threading.Barrier(n + 1, timeout=TIMEOUT)
+    threads = set()
+
+    class Handler(LineEcho):
+        def handle(self):
+            line = self.rfile.readline()
+            threads.add(threading.get_ident())
+            barrier.wait()  # all n handlers must be running together
+            self.wfile.write(line)
+
+    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), Handler))
+    socks = [clients.send(server, b"%d\n" % i) for i in range(n)]
+    barrier.wait()
+    assert [clients.read_all(sock) for sock in socks] == [b"%d\n" % i for i in range(n)]
+    assert len(threads) == n
+    assert threading.get_ident() not in threads
+
+
+class Blocking(socketse.BaseRequestHandler):
+    """Blocks until released; the test owns the events."""
+
+    started = released = done = None
+
+    def handle(self):
+        self.started.set()
+        self.released.wait(TIMEOUT)
+        self.done.set()
+
+
+def blocking_handler():
+    class Handler(Blocking):
+        started = threading.Event()
+        released = threading.Event()
+        done = threading.Event()
+
+    return Handler
+
+
+def close_in_thread(server):
+    """Run server_close() in a thread; return (thread, returned_in_time)."""
+    closer = threading.Thread(target=server.server_close)
+    closer.start()
+    closer.join(TIMEOUT)
+    return closer, not closer.is_alive()
+
+
+def test_block_on_close_true_waits_for_a_slow_handler(clients):
+    assert socketse.ThreadingMixIn.block_on_close is True
+    finished_at_close = []
+    started = threading.Event()
+    closing = threading.Event()
+    finished = threading.Event()
+
+    class Slow(socketse.BaseRequestHandler):
+        def handle(self):
+            started.set()
+            closing.wait(TIMEOUT)  # still busy when server_close() begins
+            finished.set()
+
+    class Server(socketse.ThreadingTCPServer):
+        def server_close(self):
+            closing.set()
+            super().server_close()
+            finished_at_close.append(finished.is_set())
+
+    server = Server(("127.0.0.1", 0), Slow)
+    sock = clients.send(server, b"")
+    server.handle_request()
+    assert started.wait(TIMEOUT)
+    server.server_close()
+    assert finished_at_close == [True]
+    assert clients.read_all(sock) == b""
+
+
+def test_block_on_close_false_does_not_wait(clients):
+    class Server(socketse.ThreadingTCPServer):
+        block_on_close = False
+
+    handler = blocking_handler()
+    server = Server(("127.0.0.1", 0), handler)
+    clients.send(server, b"")
+    server.handle_request()
+    assert handler.started.wait(TIMEOUT)
+    closer, returned = close_in_thread(server)
+    busy_when_closed = not handler.done.is_set()
+    handler.released.set()
+    assert handler.done.wait(TIMEOUT)
+    closer.join(TIMEOUT)
+    assert returned, "server_close() waited for the handler"
+    assert busy_when_closed
+
+
+def test_daemon_threads_are_not_waited_for_by_server_close(clients):
+    class Server(socketse.ThreadingTCPServer):
+        daemon_threads = True
+
+    assert socketse.ThreadingMixIn.daemon_threads is False
+    handler = blocking_handler()
+    server = Server(("127.0.0.1", 0), handler)
+    clients.send(server, b"")
+    server.handle_request()
+    assert handler.started.wait(TIMEOUT)
+    closer, returned = close_in_thread(server)
+    busy_when_closed = not handler.done.is_set()
+    handler.released.set()
+    assert handler.done.wait(TIMEOUT)
+    closer.join(TIMEOUT)
+    assert returned, "server_close() waited for a daemon handler"
+    assert busy_when_closed
+
+
+def test_daemon_threads_do_not_keep_the_interpreter_alive(repo_on_path):
+    script = textwrap.dedent("""
+        import importlib, socket, sys, threading
+        sys.path.insert(0, sys.argv[1])
+        socketserver = importlib.import_module(sys.argv[2])
+        started = threading.Event()
+
+        class Forever(socketserver.BaseRequestHandler):
+            def handle(self):
+                started.set()
+                threading.Event().wait()
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+
+        with Server(("127.0.0.1", 0), Forever) as server:
+            client = socket.create_connection(server.server_address)
+            server.handle_request()
+            assert started.wait(10)
+        print("exiting")
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script, repo_on_path, socketse.__name__],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3 * TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"exiting\n"
+
+
+def test_threads_are_reaped_and_emptied_by_server_close(clients):
+    server = socketse.ThreadingTCPServer(("127.0.0.1", 0), LineEcho)
+    try:
+        for i in range(10):
+            sock = clients.send(server, b"%d\n" % i)
+            server.handle_request()
+            assert clients.read_all(sock) == b"%d\n" % i
+            sock.close()
+        assert len(server._threads) < 10
+    finally:
+        server.server_close()
+    assert len(server._threads) == 0
+
+
+def test_process_request_thread_can_be_overridden(serve, clients):
+    assert callable(socketse.ThreadingMixIn.process_request_thread)
+    seen = []
+
+    class Server(socketse.ThreadingTCPServer):
+        def process_request_thread(self, request, client_address):
+            seen.append((threading.get_ident(), client_address))
+            super().process_request_thread(request, client_address)
+
+    server = serve(Server(("127.0.0.1", 0), LineEcho))
+    with clients.connect(server) as sock:
+        address = sock.getsockname()
+        sock.sendall(b"overridden\n")
+        assert clients.read_all(sock) == b"overridden\n"
+    [(ident, client_address)] = seen
+    assert client_address == address
+    assert ident != server.serving_thread.ident
+
+
+def test_threading_udp_server_serves(serve, clients):
+    threads = []
+
+    class Handler(socketse.DatagramRequestHandler):
+        def handle(self):
+            threads.append(threading.get_ident())
+            self.wfile.write(self.rfile.read().upper())
+
+    server = serve(socketse.ThreadingUDPServer(("127.0.0.1", 0), Handler))
+    assert clients.exchange_datagram(server, b"threaded") == b"THREADED"
+    assert clients.exchange_datagram(server, b"again") == b"AGAIN"
+    assert server.serving_thread.ident not in threads
