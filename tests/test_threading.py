@@ -1,5 +1,6 @@
 """ThreadingMixIn: concurrent handlers, daemon_threads, block_on_close."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -130,7 +131,7 @@ def test_daemon_threads_are_not_waited_for_by_server_close(clients):
     assert busy_when_closed
 
 
-def test_daemon_threads_do_not_keep_the_interpreter_alive(repo_on_path):
+def test_daemon_threads_do_not_keep_the_interpreter_alive():
     script = textwrap.dedent("""
         import importlib, socket, sys, threading
         sys.path.insert(0, sys.argv[1])
@@ -152,7 +153,7 @@ def test_daemon_threads_do_not_keep_the_interpreter_alive(repo_on_path):
         print("exiting")
     """)
     result = subprocess.run(
-        [sys.executable, "-c", script, repo_on_path, socketse.__name__],
+        [sys.executable, "-c", script, os.path.dirname(socketse.__file__), socketse.__name__],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3 * TIMEOUT,
     )
     assert result.returncode == 0, result.stderr.decode()
