@@ -81,6 +81,9 @@ if hasattr(socket, "AF_UNIX"):
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
 
+# ENFILE and EMFILE, by number: MicroPython's errno lacks them.
+_OUT_OF_DESCRIPTORS = (23, 24)
+
 # MicroPython's unix port has socket.sockaddr() because its sockets take and
 # give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
 _raw_addresses = hasattr(socket, "sockaddr")
@@ -454,7 +457,12 @@ class BaseServer:
         """
         try:
             request, client_address = self.get_request()
-        except OSError:
+        except OSError as error:
+            if error.args[0] in _OUT_OF_DESCRIPTORS:
+                # The connection stays queued, so the socket stays readable:
+                # pause rather than spin until a descriptor is free.
+                import time
+                time.sleep(0.1)
             return
         self._process_verified(request, client_address)
 
@@ -811,13 +819,16 @@ if hasattr(os, "fork"):
 
 
 class _LiveThreads:
-    """The handler threads that server_close() waits for: a sized
-    collection with a join(), kept without the threading module."""
+    """The live handler threads of a ThreadingMixIn server, counted without
+    the threading module: add() waits while there are `limit` of them, and
+    join() until there are none."""
 
-    def __init__(self):
-        # type: () -> None
+    def __init__(self, limit):
+        # type: (Optional[int]) -> None
+        self._limit = limit
         self._count = 0
         self._count_lock = _allocate_lock()
+        self._room = _allocate_lock()  # held while the count is at the limit
         self._all_done = _allocate_lock()  # held while any thread lives
 
     def __len__(self):
@@ -826,14 +837,19 @@ class _LiveThreads:
 
     def add(self):
         # type: () -> None
+        self._room.acquire()  # only the serving thread adds: no race here
         with self._count_lock:
             if not self._count:
                 self._all_done.acquire()
             self._count += 1
+            if self._count != self._limit:
+                self._room.release()
 
     def discard(self):
         # type: () -> None
         with self._count_lock:
+            if self._count == self._limit:
+                self._room.release()
             self._count -= 1
             if not self._count:
                 self._all_done.release()
@@ -845,12 +861,21 @@ class _LiveThreads:
 
 
 class ThreadingMixIn(_MixIn):
-    """Mix-in class to handle each request in a new thread."""
+    """Mix-in class to handle each request in a new thread.
 
-    # Decides how threads will act upon termination of the main process
+    Class variables that may be overridden:
+
+    - daemon_threads: if true, server_close() does not wait for handlers
+    - block_on_close: if true (the default), server_close() waits until
+      every non-daemon handler thread has ended
+    - max_threads: at most this many handler threads at once; while that
+      many run, the server accepts nothing more and connections wait in
+      the listen backlog.  None (the default) sets no bound, as the stdlib.
+    """
+
     daemon_threads = False
-    # If true, server_close() waits until all non-daemonic threads terminate.
     block_on_close = True
+    max_threads = None  # type: Optional[int]
     _threads = ()  # type: Any
 
     if _thread is None:
@@ -875,30 +900,26 @@ class ThreadingMixIn(_MixIn):
     def process_request(self, request, client_address):
         # type: (Any, Any) -> None
         """Start a new thread to process the request."""
-        threads = None
-        if self.block_on_close and not self.daemon_threads:
-            if not isinstance(self._threads, _LiveThreads):
-                self._threads = _LiveThreads()
-            threads = self._threads
-            threads.add()  # before the thread starts: server_close() may come first
+        if not isinstance(self._threads, _LiveThreads):
+            self._threads = _LiveThreads(self.max_threads)
+        threads = self._threads
+        threads.add()  # before the thread starts: server_close() may come first
         try:
             _thread.start_new_thread(self._run_thread, (request, client_address, threads))
         except BaseException:
-            if threads is not None:
-                threads.discard()
+            threads.discard()
             raise
 
     def _run_thread(self, request, client_address, threads):
-        # type: (Any, Any, Optional[_LiveThreads]) -> None
+        # type: (Any, Any, _LiveThreads) -> None
         try:
             self.process_request_thread(request, client_address)
         finally:
-            if threads is not None:
-                threads.discard()
+            threads.discard()
 
     def _wait_for_handlers(self):
         # type: () -> None
-        if self._threads:
+        if self.block_on_close and not self.daemon_threads and self._threads:
             self._threads.join()
 
 
