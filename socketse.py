@@ -63,20 +63,6 @@ try:
 except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
     _thread = None  # type: ignore[assignment]
 
-__all__ = ["BaseServer", "TCPServer", "UDPServer",
-           "ThreadingUDPServer", "ThreadingTCPServer",
-           "BaseRequestHandler", "StreamRequestHandler",
-           "DatagramRequestHandler", "ThreadingMixIn"]
-if hasattr(os, "fork"):
-    __all__.extend(["ForkingUDPServer", "ForkingTCPServer", "ForkingMixIn"])
-if hasattr(socket, "AF_UNIX"):
-    __all__.extend(["UnixStreamServer", "UnixDatagramServer",
-                    "ThreadingUnixStreamServer",
-                    "ThreadingUnixDatagramServer"])
-    if hasattr(os, "fork"):
-        __all__.extend(["ForkingUnixStreamServer", "ForkingUnixDatagramServer"])
-
-
 # ---------------------------------------------------------------------------
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
@@ -115,16 +101,11 @@ def _readable_address(family, address):
 def _print_traceback():
     # type: () -> None
     """Print the exception being handled, with its traceback, to stderr."""
-    error = sys.exc_info()[1]
-    try:
-        import traceback
-    except ImportError:
-        if hasattr(sys, "print_exception"):  # MicroPython
-            sys.print_exception(error, sys.stderr)
-        else:  # a build whose traceback cannot import: the error, at least
-            print(repr(error), file=sys.stderr)
-    else:
-        traceback.print_exc()
+    kind, error, trace = sys.exc_info()
+    if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
+        sys.print_exception(error, sys.stderr)
+    else:  # the interpreter's own display: nothing to import
+        sys.__excepthook__(kind, error, trace)  # type: ignore[arg-type]
 
 
 def _readiness_waiter(fds):
@@ -159,19 +140,12 @@ if _thread is not None:
     _get_ident = _thread.get_ident
 else:
     class _allocate_lock:  # type: ignore[no-redef]
-        """With one thread only, a lock has nothing to guard."""
-
-        def acquire(self, *args):
-            # type: (Any) -> bool
-            return True
-
-        def release(self):
-            # type: () -> None
-            pass
+        """With one thread only, a lock has nothing to guard (and only
+        BaseServer uses one: ThreadingMixIn refuses to start)."""
 
         def __enter__(self):
-            # type: () -> bool
-            return True
+            # type: () -> None
+            pass
 
         def __exit__(self, *exc_info):
             # type: (Any) -> None
@@ -216,18 +190,14 @@ _makefile_is_separate = hasattr(socket, "SocketIO")
 
 class _SocketFile(_BinaryFile):
     """An unbuffered binary file over a socket: write() sends every byte
-    before it returns; reads are buffered in the object itself."""
+    before it returns.  Where it is also the rfile, because makefile() is
+    unsafe there, the socket's own stream methods read."""
 
     def __init__(self, sock):
         # type: (Any) -> None
         self._sock = sock
-        self._buffer = b""
 
     def writable(self):
-        # type: () -> bool
-        return True
-
-    def readable(self):
         # type: () -> bool
         return True
 
@@ -246,34 +216,13 @@ class _SocketFile(_BinaryFile):
             sent += self._sock.send(view[sent:])
         return len(view)
 
-    def _fill(self, done):
-        # type: (Callable[[bytes], bool]) -> None
-        while not done(self._buffer):
-            chunk = self._sock.recv(8192)
-            if not chunk:
-                break
-            self._buffer += chunk
-
-    def _take(self, size):
-        # type: (int) -> bytes
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
     def read(self, size=-1):
         # type: (Optional[int]) -> bytes
-        if size is None or size < 0:
-            self._fill(lambda buffer: False)
-            size = len(self._buffer)
-        else:
-            self._fill(lambda buffer: len(buffer) >= size)
-        return self._take(size)
+        return self._sock.read(size)  # type: ignore[no-any-return]
 
     def readline(self, size=-1):
         # type: (Optional[int]) -> bytes
-        limit = -1 if size is None else size
-        self._fill(lambda buffer: b"\n" in buffer or 0 <= limit <= len(buffer))
-        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
-        return self._take(end if limit < 0 else min(end, limit))
+        return self._sock.readline(size)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------
@@ -1050,3 +999,8 @@ class DatagramRequestHandler(BaseRequestHandler):
     def finish(self):
         # type: () -> None
         self.socket.sendto(self.wfile.getvalue(), _native_address(self.client_address))
+
+
+# Every public name is a class; which ones exist depends on the platform.
+__all__ = [name for name, value in list(globals().items())
+           if isinstance(value, type) and not name.startswith("_")]
