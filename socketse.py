@@ -98,16 +98,6 @@ def _readable_address(family, address):
     return socket.inet_ntop(family, host), port
 
 
-def _print_traceback():
-    # type: () -> None
-    """Print the exception being handled, with its traceback, to stderr."""
-    kind, error, trace = sys.exc_info()
-    if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
-        sys.print_exception(error, sys.stderr)
-    else:  # the interpreter's own display: nothing to import
-        sys.__excepthook__(kind, error, trace)  # type: ignore[arg-type]
-
-
 def _readiness_waiter(fds):
     # type: (Tuple[int, ...]) -> Optional[Callable[[Optional[float]], Any]]
     """A function that waits up to a timeout in seconds (None: for ever) until
@@ -492,7 +482,11 @@ class BaseServer:
         print('-' * 40, file=sys.stderr)
         print('Exception occurred during processing of request from',
               client_address, file=sys.stderr)
-        _print_traceback()
+        kind, error, trace = sys.exc_info()
+        if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
+            sys.print_exception(error, sys.stderr)
+        else:  # the interpreter's own display: nothing to import
+            sys.__excepthook__(kind, error, trace)  # type: ignore[arg-type]
         print('-' * 40, file=sys.stderr)
 
     def __enter__(self):
@@ -579,10 +573,10 @@ class TCPServer(BaseServer):
 
         May be overridden.
         """
-        if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.allow_reuse_port and hasattr(socket, "SO_REUSEPORT"):
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for wanted, option in ((self.allow_reuse_address, "SO_REUSEADDR"),
+                               (self.allow_reuse_port, "SO_REUSEPORT")):
+            if wanted and hasattr(socket, option):
+                self.socket.setsockopt(socket.SOL_SOCKET, getattr(socket, option), 1)
         self.socket.bind(_native_address(self.server_address))
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
@@ -767,50 +761,94 @@ if hasattr(os, "fork"):
             self.collect_children(blocking=self.block_on_close)
 
 
-class _LiveThreads:
-    """The live handler threads of a ThreadingMixIn server, counted without
-    the threading module: add() waits while there are `limit` of them, and
-    join() until there are none."""
+class _HandlerThreads:
+    """The handler threads of a ThreadingMixIn server, kept without the
+    threading module.  len() counts those busy with a request; start() waits
+    while `limit` are busy, then hands the request to an idle thread where one
+    waits; join() waits until none is busy; close() ends the idle ones."""
 
     def __init__(self, limit):
         # type: (Optional[int]) -> None
         self._limit = limit
-        self._count = 0
-        self._count_lock = _allocate_lock()
-        self._room = _allocate_lock()  # held while the count is at the limit
-        self._all_done = _allocate_lock()  # held while any thread lives
+        self._busy = 0
+        self._lock = _allocate_lock()
+        self._room = _allocate_lock()  # held while `limit` threads are busy
+        self._all_done = _allocate_lock()  # held while any thread is busy
+        self._idle = []  # type: list[list[Any]]  # [wake-up lock, job] each
+        self._closed = False
 
     def __len__(self):
         # type: () -> int
-        return self._count
+        return self._busy
 
-    def add(self):
-        # type: () -> None
-        self._room.acquire()  # only the serving thread adds: no race here
-        with self._count_lock:
-            if not self._count:
+    def start(self, run, job, reuse):
+        # type: (Callable[..., None], Tuple[Any, ...], bool) -> None
+        """Call run(*job) in a handler thread: an idle one if reuse."""
+        self._room.acquire()  # only the serving thread starts: no race here
+        with self._lock:
+            if not self._busy:
                 self._all_done.acquire()
-            self._count += 1
-            if self._count != self._limit:
+            self._busy += 1
+            if self._busy != self._limit:
                 self._room.release()
+            idle = self._idle.pop() if reuse and self._idle else None
+        if idle:
+            idle[1] = job
+            idle[0].release()
+            return
+        try:
+            _thread.start_new_thread(self._work, (run, job, reuse))
+        except BaseException:
+            self._finish(None)
+            raise
 
-    def discard(self):
-        # type: () -> None
-        with self._count_lock:
-            if self._count == self._limit:
+    def _work(self, run, job, reuse):
+        # type: (Callable[..., None], Optional[Tuple[Any, ...]], bool) -> None
+        slot = [_allocate_lock(), None]  # type: list[Any]
+        slot[0].acquire()
+        while job:
+            try:
+                run(*job)
+            except BaseException:  # SystemExit ends the thread, as in the stdlib
+                self._finish(None)
+                raise
+            if not self._finish(slot if reuse else None):
+                return
+            slot[0].acquire()  # until start() hands over a job, or close() None
+            job = slot[1]
+
+    def _finish(self, slot):
+        # type: (Optional[list[Any]]) -> bool
+        """Count a thread no longer busy; park its slot among the idle ones
+        if it has one and the server is open.  Return whether it parked."""
+        with self._lock:
+            if self._busy == self._limit:
                 self._room.release()
-            self._count -= 1
-            if not self._count:
+            self._busy -= 1
+            if not self._busy:
                 self._all_done.release()
+            if slot is None or self._closed:
+                return False
+            self._idle.append(slot)
+            return True
 
     def join(self):
         # type: () -> None
         with self._all_done:
             pass
 
+    def close(self):
+        # type: () -> None
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for slot in idle:
+            slot[1] = None
+            slot[0].release()
+
 
 class ThreadingMixIn(_MixIn):
-    """Mix-in class to handle each request in a new thread.
+    """Mix-in class to handle each request in a thread.
 
     Class variables that may be overridden:
 
@@ -818,13 +856,18 @@ class ThreadingMixIn(_MixIn):
     - block_on_close: if true (the default), server_close() waits until
       every non-daemon handler thread has ended
     - max_threads: at most this many handler threads at once; while that
-      many run, the server accepts nothing more and connections wait in
-      the listen backlog.  None (the default) sets no bound, as the stdlib.
+      many are busy, the server accepts nothing more and connections wait
+      in the listen backlog.  None (the default) sets no bound, as the stdlib.
+    - reuse_threads: if true (the default), a handler thread that has
+      finished a request waits for the next one instead of ending, which
+      saves starting a thread per request; thread-local data then outlives
+      a request.  False starts a new thread per request, as the stdlib.
     """
 
     daemon_threads = False
     block_on_close = True
     max_threads = None  # type: Optional[int]
+    reuse_threads = True
     _threads = ()  # type: Any
 
     if _thread is None:
@@ -848,28 +891,18 @@ class ThreadingMixIn(_MixIn):
 
     def process_request(self, request, client_address):
         # type: (Any, Any) -> None
-        """Start a new thread to process the request."""
-        if not isinstance(self._threads, _LiveThreads):
-            self._threads = _LiveThreads(self.max_threads)
-        threads = self._threads
-        threads.add()  # before the thread starts: server_close() may come first
-        try:
-            _thread.start_new_thread(self._run_thread, (request, client_address, threads))
-        except BaseException:
-            threads.discard()
-            raise
-
-    def _run_thread(self, request, client_address, threads):
-        # type: (Any, Any, _LiveThreads) -> None
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            threads.discard()
+        """Hand the request to a handler thread."""
+        if not isinstance(self._threads, _HandlerThreads):
+            self._threads = _HandlerThreads(self.max_threads)
+        self._threads.start(self.process_request_thread, (request, client_address),
+                            self.reuse_threads)
 
     def _wait_for_handlers(self):
         # type: () -> None
-        if self.block_on_close and not self.daemon_threads and self._threads:
-            self._threads.join()
+        if isinstance(self._threads, _HandlerThreads):
+            if self.block_on_close and not self.daemon_threads:
+                self._threads.join()
+            self._threads.close()
 
 
 # ---------------------------------------------------------------------------
