@@ -29,18 +29,25 @@ such as ThreadingTCPServer.  ``__all__`` lists those this platform has.
 Where socketse differs from the stdlib, it is on purpose:
 
 - shutdown() wakes serve_forever() at once instead of after up to
-  poll_interval seconds (where the platform has socket.socketpair), and a
-  handler of a single-threaded server may call it without deadlocking:
-  the loop ends after that request.
+  poll_interval seconds (where the platform has socket.socketpair and
+  select), and a handler of a single-threaded server, or a signal handler
+  in the serving thread, may call it without deadlocking: the loop ends
+  after that request.
+- ThreadingMixIn reuses its handler threads (reuse_threads) and can bound
+  them (max_threads); handler threads are ``_thread`` threads, which
+  server_close() waits for (block_on_close) and interpreter exit does not.
+  The mix-ins have no server_close() of their own: BaseServer's waits for
+  their handlers, as MicroPython's super() cannot chain through mix-ins.
 - An IPv6 literal address such as ("::1", 0) works on a class that did not
-  choose an address family.
-- request_queue_size defaults to socket.SOMAXCONN, not 5.
+  choose an address family; request_queue_size is socket.SOMAXCONN, not 5.
+- When accept() fails for want of descriptors, the loop pauses instead of
+  spinning; StreamRequestHandler.finish() never raises for a peer that left.
 - On MicroPython, addresses are translated to and from the raw form its
   sockets use, and client_address is a (host, port) tuple.
-- Without ``select``, serving falls back to blocking calls with a timeout;
-  without ``_thread``, everything but ThreadingMixIn works.
-- Handler threads are ``_thread`` threads: server_close() waits for them
-  (block_on_close), interpreter exit does not.
+- Without ``select``, serving waits in accept() with a timeout; without
+  ``_thread``, everything but ThreadingMixIn works.
+
+Tested on CPython 3.6 to 3.13, PyPy 3.9 and MicroPython 1.29's unix port.
 """
 
 __version__ = "1.0.0"
