@@ -202,3 +202,19 @@ def test_socket_stays_open_after_shutdown(serve):
     server.shutdown()
     assert server.socket.fileno() >= 0  # closing is server_close()'s job
     assert server.socket.family == socket.AF_INET
+
+
+def test_signal_handler_in_the_serving_thread_may_call_shutdown():
+    # socketse-only: the stdlib's shutdown() would wait for the very loop the
+    # signal interrupted, for ever.  Here serve_forever() returns.
+    signal = pytest.importorskip("signal")
+    with socketse.TCPServer(("127.0.0.1", 0), LineEcho) as server:
+        previous = signal.signal(signal.SIGALRM, lambda number, frame: server.shutdown())
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            started = time.monotonic()
+            server.serve_forever(poll_interval=TIMEOUT)
+            assert time.monotonic() - started < TIMEOUT
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
