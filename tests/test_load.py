@@ -1,0 +1,358 @@
+"""Load: many connections, many children, many datagrams.
+
+Each test checks every reply, and that the server gives back what it took:
+descriptors, threads, child processes.  Every loop is bounded in count and
+in time; nothing here asserts on speed beyond a generous overall deadline.
+"""
+
+import gc
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import socketse
+
+TIMEOUT = 10.0
+
+try:
+    import _thread
+except ImportError:  # pragma: no cover - CPython always has it
+    _thread = None
+
+
+def fd_count():
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def thread_count():
+    return _thread._count() if _thread else threading.active_count()
+
+
+def wait_for(condition, seconds=TIMEOUT, step=0.02):
+    """Poll condition() until true or seconds pass; return its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def run_threads(target, count, seconds):
+    """Run target(i) in count threads; return the exceptions they raised.
+    Fails the test if one is still running after `seconds`."""
+    errors = []
+
+    def run(i):
+        try:
+            target(i)
+        except BaseException as error:  # reported by the test, not lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread for thread in threads if thread.is_alive()]
+    assert not stuck, "%d client threads still running after %.0f s" % (len(stuck), seconds)
+    return errors
+
+
+class LineEcho(socketse.StreamRequestHandler):
+    """Line in, the same line reversed out: a wrong reply cannot pass for
+    the request echoed by mistake."""
+
+    timeout = TIMEOUT
+
+    def handle(self):
+        line = self.rfile.readline()
+        self.wfile.write(line[:-1][::-1] + b"\n")
+
+
+# ---------------------------------------------------------------------------
+# 10,000 connections against ThreadingTCPServer
+
+CONNECTIONS = 10000
+CLIENT_THREADS = 32
+
+
+def test_ten_thousand_connections_from_32_threads():
+    fds_before = fd_count()
+    threads_before = thread_count()
+    errors = []
+
+    class Server(socketse.ThreadingTCPServer):
+        def handle_error(self, request, client_address):
+            errors.append(sys.exc_info()[1])
+
+    server = Server(("127.0.0.1", 0), LineEcho)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    wrong = []
+    done = [0] * CLIENT_THREADS
+    started = time.monotonic()
+
+    def client(worker):
+        for n in range(worker, CONNECTIONS, CLIENT_THREADS):
+            request = b"%d-%d-payload" % (worker, n)
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as sock:
+                sock.sendall(request + b"\n")
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+            if reply != request[::-1] + b"\n":
+                wrong.append((request, reply))
+            done[worker] += 1
+
+    try:
+        failures = run_threads(client, CLIENT_THREADS, seconds=120)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        serving.join(TIMEOUT)
+        server.server_close()
+    print("%d connections in %.1f s" % (sum(done), elapsed))
+    assert not serving.is_alive()
+    assert failures == [], failures[:3]
+    assert wrong == [], wrong[:3]
+    assert sum(done) == CONNECTIONS
+    assert errors == [], errors[:3]
+    assert len(server._threads) == 0
+    # Everything the server took is given back (handler threads end just
+    # after they release their slot, so wait for them, boundedly).
+    assert wait_for(lambda: thread_count() <= threads_before), (threads_before, thread_count())
+    assert wait_for(lambda: fd_count() <= fds_before), (fds_before, fd_count())
+
+
+# ---------------------------------------------------------------------------
+# ForkingTCPServer with max_children
+
+# The forking server runs in a process of its own: a single thread forks
+# there, and os.waitpid(-1) in collect_children can reap no one else's child.
+FORKING_SERVER = textwrap.dedent(r"""
+    import json, os, select, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import socketse
+
+    def live_children():
+        # Children of this process, by /proc: (all, not yet exited).
+        found, live = set(), set()
+        for task in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/children" % task) as f:
+                found.update(int(pid) for pid in f.read().split())
+        for pid in found:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue  # reaped meanwhile
+            if state != "Z":
+                live.add(pid)
+        return found, live
+
+    class Handler(socketse.StreamRequestHandler):
+        timeout = 30
+
+        def handle(self):
+            line = self.rfile.readline()
+            time.sleep(0.01)  # long enough for several to overlap
+            self.wfile.write(b"%s %d %d\n" % (line.strip(), os.getpid(), os.getppid()))
+
+    stats = {"requests": 0, "max_active": 0, "max_live": 0, "strangers": []}
+
+    class Server(socketse.ForkingTCPServer):
+        max_children = int(sys.argv[2])
+
+        def process_request(self, request, client_address):
+            super().process_request(request, client_address)
+            # Just after a fork is when the most children can be alive.
+            stats["requests"] += 1
+            found, live = live_children()
+            stats["max_active"] = max(stats["max_active"], len(self.active_children))
+            stats["max_live"] = max(stats["max_live"], len(live))
+            stats["strangers"].extend(sorted(found - self.active_children))
+
+        def service_actions(self):
+            super().service_actions()
+            if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
+                self.shutdown()  # the test closed our stdin: stop
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
+    found, live = live_children()
+    stats["children_after_close"] = sorted(found)
+    stats["active_after_close"] = sorted(server.active_children or ())
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        stats["waitpid"] = "a child was left"
+    except ChildProcessError:
+        stats["waitpid"] = "no children"
+    print(json.dumps(stats), flush=True)
+""")
+
+
+def run_script(script, *arguments):
+    """A Python process running script, its stdin and stdout piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, os.path.dirname(os.path.abspath(socketse.__file__))]
+        + [str(argument) for argument in arguments],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def read_line(process, seconds=TIMEOUT):
+    ready = select.select([process.stdout], [], [], seconds)[0]
+    assert ready, "no output from the server process"
+    return process.stdout.readline()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc")
+def test_forking_server_keeps_to_max_children_over_500_requests():
+    requests, max_children = 500, 4
+    server = run_script(FORKING_SERVER, max_children)
+    try:
+        port = int(read_line(server))
+        replies = []
+        wrong = []
+
+        def client(worker):
+            for n in range(worker, requests, 8):
+                with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+                    sock.sendall(b"r%d\n" % n)
+                    reply = b""
+                    while not reply.endswith(b"\n"):
+                        chunk = sock.recv(1024)
+                        if not chunk:
+                            break
+                        reply += chunk
+                fields = reply.split()
+                if len(fields) != 3 or fields[0] != b"r%d" % n or int(fields[2]) != server.pid \
+                        or int(fields[1]) == server.pid:
+                    wrong.append((n, reply))
+                replies.append(n)
+
+        failures = run_threads(client, 8, seconds=120)
+        server.stdin.close()  # the server stops, closes, reports
+        stats = json.loads(read_line(server, 3 * TIMEOUT))
+        assert server.wait(TIMEOUT) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(TIMEOUT)
+        server.stdout.close()
+        stderr = server.stderr.read().decode(errors="replace")
+        server.stderr.close()
+    assert failures == [], failures[:3]
+    assert wrong == [], wrong[:3]
+    assert sorted(replies) == list(range(requests))
+    assert stats["requests"] == requests, stats
+    assert stats["max_active"] <= max_children, stats
+    assert stats["max_live"] <= max_children, stats
+    assert stats["max_live"] >= 2, stats  # the bound was actually exercised
+    assert stats["strangers"] == [], stats  # every child is one it tracks
+    assert stats["children_after_close"] == [], stats  # not even a zombie
+    assert stats["active_after_close"] == [], stats
+    assert stats["waitpid"] == "no children", stats
+    assert "Traceback" not in stderr, stderr
+    print(stats)
+
+
+# ---------------------------------------------------------------------------
+# UDPServer: 20,000 datagrams
+
+DATAGRAMS = 20000
+UDP_CLIENTS = 4
+WINDOW = 8  # requests a client has in flight at most
+
+
+class DatagramReverse(socketse.DatagramRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.read()[::-1])
+
+
+def test_udp_server_answers_every_datagram_it_receives():
+    seen = [0]
+
+    class Server(socketse.UDPServer):
+        def process_request(self, request, client_address):
+            seen[0] += 1  # only the serving thread counts
+            super().process_request(request, client_address)
+
+    server = Server(("127.0.0.1", 0), DatagramReverse)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    results = [None] * UDP_CLIENTS
+
+    def client(worker):
+        sent = answered = wrong = lost = 0
+        outstanding = {}
+        total = DATAGRAMS // UDP_CLIENTS
+        deadline = time.monotonic() + 90
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(1.0)
+            while (sent < total or outstanding) and time.monotonic() < deadline:
+                while sent < total and len(outstanding) < WINDOW:
+                    request = b"c%d-n%d" % (worker, sent)
+                    sock.sendto(request, server.server_address)
+                    outstanding[request[::-1]] = time.monotonic()
+                    sent += 1
+                try:
+                    reply = sock.recv(1024)
+                except socket.timeout:
+                    # UDP may drop: give up on the oldest one and go on.
+                    del outstanding[min(outstanding, key=outstanding.get)]
+                    lost += 1
+                    continue
+                if outstanding.pop(reply, None) is None:
+                    wrong += 1  # not a reply to anything in flight
+                else:
+                    answered += 1
+        results[worker] = dict(sent=sent, answered=answered, wrong=wrong, lost=lost)
+
+    try:
+        failures = run_threads(client, UDP_CLIENTS, seconds=120)
+    finally:
+        server.shutdown()
+        serving.join(TIMEOUT)
+        server.server_close()
+    assert failures == [], failures[:3]
+    print(results, "server saw", seen[0])
+    assert all(r["wrong"] == 0 for r in results), results
+    assert sum(r["sent"] for r in results) == DATAGRAMS, results
+    answered = sum(r["answered"] for r in results)
+    # Every datagram the server received was answered, and the answer came.
+    assert answered == seen[0], (answered, seen[0], results)
+    assert seen[0] >= DATAGRAMS * 0.9, (seen[0], results)  # loopback drops little
+
+
+def test_datagram_longer_than_max_packet_size_does_not_disturb_the_next(serve, clients):
+    class Server(socketse.UDPServer):
+        max_packet_size = 1024
+
+    server = serve(Server(("127.0.0.1", 0), DatagramReverse))
+    sock = clients.datagram_socket(socket.AF_INET)
+    for round in range(20):
+        big = bytes(range(256)) * 16 + b"%d" % round  # 4096+ bytes, cut to 1024
+        sock.sendto(big, server.server_address)
+        assert sock.recv(65536) == big[:1024][::-1]
+        small = b"next-%d" % round
+        sock.sendto(small, server.server_address)
+        assert sock.recv(65536) == small[::-1]
