@@ -1,0 +1,250 @@
+"""ThreadingMixIn.max_threads: at most that many handler threads at once.
+
+socketse-only (the stdlib has no max_threads): while max_threads handlers
+run, the serving thread waits in process_request() and further connections
+wait in the listen backlog; none is dropped or refused.
+"""
+
+import socket
+import sys
+import threading
+import time
+
+import socketse
+
+TIMEOUT = 10.0
+
+
+def wait_for(condition, seconds=TIMEOUT, step=0.01):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+class Concurrency:
+    """Counts the handlers running at once, under a lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.now = self.most = self.served = 0
+
+    def enter(self):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def leave(self):
+        with self.lock:
+            self.now -= 1
+            self.served += 1
+
+
+def slow_handler(concurrency, fill, total):
+    """A line echo that lingers until `fill` handlers run at once, or all
+    of the `total` not yet served do (or 5 s pass): a server that allowed
+    more would show it."""
+
+    class Slow(socketse.StreamRequestHandler):
+        timeout = TIMEOUT
+
+        def handle(self):
+            concurrency.enter()
+            try:
+                line = self.rfile.readline()
+                wait_for(lambda: concurrency.now >= min(fill, total - concurrency.served),
+                         seconds=5.0)
+                time.sleep(0.02)
+                self.wfile.write(line)
+            finally:
+                concurrency.leave()
+
+    return Slow
+
+
+def run_clients(server, count):
+    """count clients at once, each sending one line; their replies."""
+    replies = [None] * count
+
+    def client(i):
+        with socket.create_connection(server.server_address, timeout=3 * TIMEOUT) as sock:
+            sock.sendall(b"client %d\n" % i)
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+            replies[i] = data
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(6 * TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads), "a client is stuck"
+    return replies
+
+
+def test_sixteen_slow_clients_at_most_four_threads(serve):
+    concurrency = Concurrency()
+    sampled = []
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 4
+
+        def process_request(self, request, client_address):
+            super().process_request(request, client_address)
+            sampled.append(len(self._threads))
+
+    server = serve(Server(("127.0.0.1", 0), slow_handler(concurrency, fill=4, total=16)))
+    replies = run_clients(server, 16)
+    assert replies == [b"client %d\n" % i for i in range(16)]  # all served
+    assert concurrency.served == 16
+    assert concurrency.most == 4, concurrency.most  # the bound, reached, never passed
+    assert max(sampled) <= 4, sampled
+    assert wait_for(lambda: len(server._threads) == 0)
+
+
+def test_without_max_threads_more_than_four_run_at_once(serve):
+    assert socketse.ThreadingTCPServer.max_threads is None  # as the stdlib: no bound
+    concurrency = Concurrency()
+    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), slow_handler(concurrency, fill=8, total=8)))
+    replies = run_clients(server, 8)
+    assert replies == [b"client %d\n" % i for i in range(8)]
+    assert concurrency.most > 4, concurrency.most
+
+
+def test_at_the_bound_connections_wait_in_the_backlog(serve):
+    release = threading.Event()
+    started = []
+
+    class Blocking(socketse.StreamRequestHandler):
+        timeout = TIMEOUT
+
+        def handle(self):
+            line = self.rfile.readline()
+            started.append(line)
+            release.wait(TIMEOUT)
+            self.wfile.write(line)
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 2
+
+    server = serve(Server(("127.0.0.1", 0), Blocking))
+    socks = []
+    try:
+        for i in range(5):
+            # Every connect succeeds: the backlog holds those not yet accepted.
+            sock = socket.create_connection(server.server_address, timeout=TIMEOUT)
+            socks.append(sock)
+            sock.sendall(b"%d\n" % i)
+        assert wait_for(lambda: len(started) == 2)
+        time.sleep(0.3)  # give a third handler the chance to start, wrongly
+        assert len(started) == 2 and len(server._threads) == 2
+        release.set()
+        for i, sock in enumerate(socks):
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(100)
+                assert chunk, "connection %d dropped" % i
+                data += chunk
+            assert data == b"%d\n" % i
+    finally:
+        release.set()
+        for sock in socks:
+            sock.close()
+    assert sorted(started) == [b"%d\n" % i for i in range(5)]
+
+
+def test_failing_handlers_give_their_slot_back(serve, clients):
+    errors = []
+
+    class Failing(socketse.StreamRequestHandler):
+        timeout = TIMEOUT
+
+        def handle(self):
+            line = self.rfile.readline()
+            if line == b"fail\n":
+                raise ValueError("failing on purpose")
+            self.wfile.write(line)
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 2
+
+        def handle_error(self, request, client_address):
+            errors.append(sys.exc_info()[0])
+
+    server = serve(Server(("127.0.0.1", 0), Failing))
+    for _ in range(10):  # five times the bound: a lost slot would stall the server
+        assert clients.talk(server, b"fail\n") == b""
+    assert clients.talk(server, b"ok\n") == b"ok\n"
+    assert errors == [ValueError] * 10
+    assert wait_for(lambda: len(server._threads) == 0)
+
+
+def test_silent_clients_at_the_bound_are_timed_out_and_others_served(serve, clients):
+    errors = []
+
+    class Handler(socketse.StreamRequestHandler):
+        timeout = 0.3
+
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 2
+
+        def handle_error(self, request, client_address):
+            errors.append(sys.exc_info()[0])
+
+    server = serve(Server(("127.0.0.1", 0), Handler))
+    silent = [clients.connect(server) for _ in range(2)]  # take both slots
+    assert wait_for(lambda: len(server._threads) == 2)
+    # Queued behind them, served once their timeouts free the slots.
+    assert clients.talk(server, b"patient\n") == b"patient\n"
+    for sock in silent:
+        assert clients.read_all(sock) == b""
+    assert wait_for(lambda: len(errors) == 2)
+    assert all(issubclass(error, (socket.timeout, TimeoutError)) for error in errors), errors
+
+
+def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
+    release = threading.Event()
+    running = []
+    accepted = []
+
+    class Blocking(socketse.StreamRequestHandler):
+        timeout = TIMEOUT
+
+        def handle(self):
+            running.append(self.rfile.readline())
+            release.wait(TIMEOUT)
+            self.wfile.write(b"done\n")
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 2
+
+        def process_request(self, request, client_address):
+            accepted.append(client_address)
+            super().process_request(request, client_address)
+
+    server = serve(Server(("127.0.0.1", 0), Blocking))
+    socks = [clients.send(server, b"%d\n" % i) for i in range(3)]
+    assert wait_for(lambda: len(running) == 2 and len(accepted) == 3)
+    # The serving thread waits for a free slot for the third handler:
+    # shutdown() returns once the loop has stopped, and that needs a slot.
+    stopper = threading.Thread(target=server.shutdown)
+    stopper.start()
+    time.sleep(0.1)
+    release.set()
+    stopper.join(TIMEOUT)
+    assert not stopper.is_alive()
+    server.serving_thread.join(TIMEOUT)
+    assert not server.serving_thread.is_alive()
+    server.server_close()  # waits for every handler, the third one included
+    assert len(server._threads) == 0
+    assert [clients.read_all(sock) for sock in socks] == [b"done\n"] * 3
