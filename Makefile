@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PORT ?= 8765
 
-.PHONY: example test typecheck footprint clean
+.PHONY: example test typecheck footprint bench clean
 
 $(VENV)/installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ typecheck: $(VENV)/installed
 # A markdown table: socketse.py against the stdlib's socketserver.py (sizes, heap, imports).
 footprint: $(VENV)/installed
 	@$(VENV)/bin/python tools/footprint.py
+
+# socketse against the stdlib's socketserver and a bare socket loop (bench/run.py, ~6 min):
+# prints a table and writes bench/results.md and bench/results.svg.  BENCH_ARGS=--quick for
+# a short run that writes nothing.  wrk drives the HTTP case where installed (apt-get install wrk).
+bench: $(VENV)/installed
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -1,0 +1,440 @@
+"""The servers that bench/run.py measures, one per variant and case.
+
+    python3 bench/servers.py VARIANT CASE PORT [ARG]
+
+VARIANT is ``socketse``, ``stdlib`` (the standard library's socketserver and
+http.server) or ``bare`` (a socket loop written as tightly as a person would
+by hand: the physical limit on this interpreter).  CASE is one of
+
+- ``tcp_sync``: TCP echo, one request per connection, one at a time
+- ``tcp_threading``: the same, a thread per connection
+- ``tcp_forking``: the same, a process per connection
+- ``udp``: UDP echo, one datagram in, the same one out
+- ``line``: a line protocol on a single-threaded server: every line read
+  with rfile.readline() is written back with wfile.write()
+- ``http``: an http.server.BaseHTTPRequestHandler returning a small body, on
+  a thread-per-connection server
+- ``shutdown``: no server for clients; starts a server ARG times (default
+  50), serves one request, then times shutdown(); prints ``SHUTDOWN <s>``
+  per start
+- ``import``: times the import of the variant's module in this fresh
+  interpreter (after ``import socket``, which every variant needs) and
+  prints ``IMPORT <s> <count> <modules added>``
+
+A server binds 127.0.0.1:PORT (0: any free port), prints ``READY <port>``
+and serves until it is killed.  A variant this interpreter cannot run
+prints ``UNAVAILABLE <why>`` and exits with status 3.
+
+The file runs on CPython, PyPy and MicroPython's unix port (the socketse and
+bare variants of tcp_sync and udp there): it imports only ``sys`` and
+``socket`` at the top, and the rest where a case needs it.  socketse is
+imported from PYTHONPATH / MICROPYPATH (bench/run.py sets both).
+"""
+
+import socket
+import sys
+
+HOST = "127.0.0.1"
+BUFFER = 65536
+BODY = b"Hello from the benchmark.\n"
+MICROPYTHON = sys.implementation.name == "micropython"
+
+
+class Unavailable(Exception):
+    pass
+
+
+def native_address(host, port):
+    """What bind() takes here: MicroPython's unix port wants raw bytes."""
+    if hasattr(socket, "sockaddr"):
+        return socket.getaddrinfo(host, port)[0][-1]
+    return (host, port)
+
+
+def listening_socket(port, kind=socket.SOCK_STREAM):
+    sock = socket.socket(socket.AF_INET, kind)
+    if hasattr(socket, "SO_REUSEADDR"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(native_address(HOST, port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(getattr(socket, "SOMAXCONN", 128))
+    return sock
+
+
+def bound_port(sock, port):
+    if hasattr(sock, "getsockname"):
+        return sock.getsockname()[1]
+    return port  # MicroPython can't tell: the caller named the port
+
+
+def ready(port):
+    print("READY %d" % port)
+    if hasattr(sys.stdout, "flush"):
+        sys.stdout.flush()
+
+
+def library(variant):
+    """The socketserver module of a variant."""
+    if variant == "socketse":
+        import socketse
+        return socketse
+    if variant == "stdlib":
+        try:
+            import socketserver
+        except ImportError as error:
+            raise Unavailable("no socketserver here: %s" % error)
+        return socketserver
+    raise Unavailable("no %s variant of this case" % variant)
+
+
+# ---------------------------------------------------------------------------
+# Handlers, the same code for socketse and the stdlib
+# ---------------------------------------------------------------------------
+
+def echo_handler(base):
+    class Echo(base.BaseRequestHandler):
+        def handle(self):
+            data = self.request.recv(BUFFER)
+            if data:
+                self.request.sendall(data)
+    return Echo
+
+
+def datagram_handler(base):
+    if MICROPYTHON:
+        # client_address is (host, port) there, which MicroPython's sendto()
+        # does not take: DatagramRequestHandler is the portable way to reply.
+        class DatagramEcho(base.DatagramRequestHandler):
+            def handle(self):
+                self.wfile.write(self.rfile.read())
+        return DatagramEcho
+
+    class Echo(base.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            sock.sendto(data, self.client_address)
+    return Echo
+
+
+def line_handler(base):
+    class LineEcho(base.StreamRequestHandler):
+        def handle(self):
+            while True:
+                line = self.rfile.readline()
+                if not line:
+                    break
+                self.wfile.write(line)
+    return LineEcho
+
+
+def http_handler():
+    try:
+        from http.server import BaseHTTPRequestHandler
+    except ImportError as error:
+        raise Unavailable("no http.server here: %s" % error)
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+        def log_message(self, format, *args):
+            pass  # no per-request line on stderr, for every variant alike
+    return Hello
+
+
+# ---------------------------------------------------------------------------
+# socketse and the stdlib: the same classes, from either module
+# ---------------------------------------------------------------------------
+
+def library_server(variant, case, port):
+    base = library(variant)
+    if case == "tcp_sync":
+        return base.TCPServer((HOST, port), echo_handler(base))
+    if case == "tcp_threading":
+        return base.ThreadingTCPServer((HOST, port), echo_handler(base))
+    if case == "tcp_forking":
+        if not hasattr(base, "ForkingTCPServer"):
+            raise Unavailable("no os.fork here")
+        return base.ForkingTCPServer((HOST, port), echo_handler(base))
+    if case == "udp":
+        return base.UDPServer((HOST, port), datagram_handler(base))
+    if case == "line":
+        return base.TCPServer((HOST, port), line_handler(base))
+    if case == "http":
+        handler = http_handler()
+        if variant == "stdlib":
+            from http.server import ThreadingHTTPServer
+            return ThreadingHTTPServer((HOST, port), handler)
+
+        class Server(base.ThreadingTCPServer):
+            # What ThreadingHTTPServer sets, so that only the loop differs.
+            daemon_threads = True
+            allow_reuse_address = True
+        return Server((HOST, port), handler)
+    raise Unavailable("unknown case %s" % case)
+
+
+def serve_library(variant, case, port):
+    server = library_server(variant, case, port)
+    ready(bound_port(server.socket, port))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------
+# The bare loops: what a person would write by hand
+# ---------------------------------------------------------------------------
+
+def bare_tcp_sync(sock):
+    while True:
+        conn, _ = sock.accept()
+        data = conn.recv(BUFFER)
+        if data:
+            conn.sendall(data)
+        conn.close()
+
+
+def bare_tcp_threading(sock):
+    import _thread
+
+    def handle(conn):
+        try:
+            data = conn.recv(BUFFER)
+            if data:
+                conn.sendall(data)
+        finally:
+            conn.close()
+
+    while True:
+        conn, _ = sock.accept()
+        _thread.start_new_thread(handle, (conn,))
+
+
+def bare_tcp_forking(sock):
+    import os
+    if not hasattr(os, "fork"):
+        raise Unavailable("no os.fork here")
+    while True:
+        conn, _ = sock.accept()
+        if os.fork() == 0:
+            status = 1
+            try:
+                sock.close()
+                data = conn.recv(BUFFER)
+                if data:
+                    conn.sendall(data)
+                conn.close()
+                status = 0
+            finally:
+                os._exit(status)
+        conn.close()
+        while True:  # reap the children that have ended, without waiting
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+
+def bare_udp(sock):
+    while True:
+        data, address = sock.recvfrom(BUFFER)
+        sock.sendto(data, address)
+
+
+def bare_line(sock):
+    while True:
+        conn, _ = sock.accept()
+        rfile = conn.makefile("rb")
+        try:
+            while True:
+                line = rfile.readline()
+                if not line:
+                    break
+                conn.sendall(line)
+        except OSError:
+            pass
+        finally:
+            rfile.close()
+            conn.close()
+
+
+def bare_http(sock):
+    import _thread
+    import email.utils
+    head = ("HTTP/1.0 200 OK\r\nServer: bare\r\nDate: %s\r\n"
+            "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n")
+
+    def handle(conn):
+        try:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(BUFFER)
+                if not chunk:
+                    return
+                request += chunk
+            date = email.utils.formatdate(usegmt=True)
+            conn.sendall((head % (date, len(BODY))).encode("ascii") + BODY)
+        finally:
+            conn.close()
+
+    while True:
+        conn, _ = sock.accept()
+        _thread.start_new_thread(handle, (conn,))
+
+
+BARE = {
+    "tcp_sync": bare_tcp_sync,
+    "tcp_threading": bare_tcp_threading,
+    "tcp_forking": bare_tcp_forking,
+    "udp": bare_udp,
+    "line": bare_line,
+    "http": bare_http,
+}
+
+
+def serve_bare(case, port):
+    if case not in BARE:
+        raise Unavailable("unknown case %s" % case)
+    if case == "tcp_forking":
+        import os
+        if not hasattr(os, "fork"):
+            raise Unavailable("no os.fork here")
+    kind = socket.SOCK_DGRAM if case == "udp" else socket.SOCK_STREAM
+    sock = listening_socket(port, kind)
+    ready(bound_port(sock, port))
+    try:
+        BARE[case](sock)
+    finally:
+        sock.close()
+
+
+# ---------------------------------------------------------------------------
+# shutdown() latency and import cost
+# ---------------------------------------------------------------------------
+
+class BareStoppable:
+    """The stoppable loop a person would write: select() on the listener
+    and on a socketpair that shutdown() writes to."""
+
+    def __init__(self, address, handler):
+        self.socket = listening_socket(address[1])
+        self.server_address = self.socket.getsockname()
+        self._stop = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
+
+    def serve_forever(self):
+        import select
+        fds = [self.socket, self._wake_reader]
+        while not self._stop:
+            readable = select.select(fds, [], [], 0.5)[0]
+            if self.socket in readable and not self._stop:
+                conn, _ = self.socket.accept()
+                data = conn.recv(BUFFER)
+                if data:
+                    conn.sendall(data)
+                conn.close()
+
+    def shutdown(self):
+        self._stop = True
+        self._wake_writer.send(b"\0")
+
+    def server_close(self):
+        self.socket.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+
+def shutdown_latencies(variant, starts):
+    import random
+    import threading
+    import time
+    if variant == "bare":
+        make = BareStoppable
+        handler = None
+    else:
+        base = library(variant)
+        make = base.TCPServer
+        handler = echo_handler(base)
+    for _ in range(starts):
+        server = make((HOST, 0), handler)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.daemon = True
+        thread.start()
+        try:
+            # One exchange: the loop is serving, and now waits for the next.
+            client = socket.create_connection(server.server_address, timeout=10)
+            try:
+                client.sendall(b"ping")
+                client.recv(BUFFER)
+            finally:
+                client.close()
+            time.sleep(random.uniform(0.005, 0.05))
+            start = time.perf_counter()
+            server.shutdown()
+            if variant == "bare":
+                thread.join(10)  # the stdlib's and socketse's shutdown() wait
+            elapsed = time.perf_counter() - start
+        finally:
+            thread.join(10)
+            server.server_close()
+        print("SHUTDOWN %.9f" % elapsed)
+        sys.stdout.flush()
+
+
+def seconds():
+    """A clock for short intervals, here and on MicroPython."""
+    import time
+    if hasattr(time, "perf_counter"):
+        return time.perf_counter()
+    return time.ticks_us() / 1e6  # wraps after minutes: fine for one import
+
+
+def import_cost(variant):
+    seconds()  # its imports are not the variant's
+    name = {"socketse": "socketse", "stdlib": "socketserver"}.get(variant)
+    if name is None:
+        raise Unavailable("nothing to import for %s" % variant)
+    before = set(sys.modules)
+    start = seconds()
+    try:
+        __import__(name)
+    except ImportError as error:
+        raise Unavailable("import %s fails: %s" % (name, error))
+    elapsed = seconds() - start
+    added = sorted(set(sys.modules) - before)
+    print("IMPORT %.9f %d %s" % (elapsed, len(added), " ".join(added)))
+
+
+def main(argv):
+    if len(argv) < 4:
+        print(__doc__)
+        return 2
+    variant, case, port = argv[1], argv[2], int(argv[3])
+    extra = argv[4] if len(argv) > 4 else None
+    try:
+        if case == "import":
+            import_cost(variant)
+        elif case == "shutdown":
+            shutdown_latencies(variant, int(extra or 50))
+        elif variant == "bare":
+            serve_bare(case, port)
+        else:
+            serve_library(variant, case, port)
+    except Unavailable as why:
+        print("UNAVAILABLE %s" % why)
+        return 3
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

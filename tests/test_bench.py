@@ -1,0 +1,84 @@
+"""The benchmark suite (bench/, `make bench`) still runs: `bench/run.py --smoke`
+makes a tiny, bounded run of every case and reports each one.  Nothing here
+asserts a speed: the numbers of a run this short mean nothing."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "bench", "run.py")
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import run as bench  # noqa: E402  (bench/run.py)
+
+
+def smoke(tmp_path, *arguments):
+    completed = subprocess.run(
+        [sys.executable, RUN, "--smoke", "--output", str(tmp_path)] + list(arguments),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    output = completed.stdout.decode(errors="replace")
+    assert completed.returncode == 0, output
+    return output
+
+
+def table_rows(text):
+    """{(case title, variant): cells} of the markdown table in text."""
+    rows, title = {}, None
+    for line in text.splitlines():
+        if not line.startswith("| ") or line.startswith("| case "):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        title = cells[0] or title
+        rows[(title, cells[1])] = cells[2:]
+    return rows
+
+
+def check_table(text, cases):
+    rows = table_rows(text)
+    for case in cases:
+        for variant in case.variants:
+            matching = [cells for (title, name), cells in rows.items()
+                        if title.startswith(case.title) and name == variant]
+            assert matching, "no %s row for %s in:\n%s" % (variant, case.name, text)
+            value = matching[0][0]
+            if case.micropython and value.startswith("n/a"):
+                continue  # no micropython on this machine: reported, not run
+            if case.name == "tcp_forking" and value.startswith("n/a") and not hasattr(os, "fork"):
+                continue
+            if variant == "stdlib" and value.startswith("n/a"):
+                continue  # an interpreter without socketserver
+            assert not value.startswith(("n/a", "no samples")), (case.name, variant, value)
+
+
+def test_smoke_run_reports_every_case(tmp_path):
+    output = smoke(tmp_path)
+    check_table(output, bench.CASES)
+    with open(os.path.join(str(tmp_path), "results.md")) as results:
+        check_table(results.read(), bench.CASES)
+    chart = ElementTree.parse(os.path.join(str(tmp_path), "results.svg")).getroot()
+    assert chart.tag.endswith("svg")
+    texts = " ".join(element.text or "" for element in chart.iter()
+                     if element.tag.endswith("text"))
+    for case in bench.CASES:
+        assert case.short in texts
+    assert "1.0×" in texts
+
+
+def test_smoke_run_with_the_python_clients(tmp_path):
+    """The load bench/clients.py makes itself, where there is no C compiler or wrk."""
+    names = ["tcp_sync", "udp", "line", "http"]
+    output = smoke(tmp_path, "--client", "python", "--cases", ",".join(names))
+    check_table(output, [case for case in bench.CASES if case.name in names])
+    assert "Python client processes" in output
+
+
+@pytest.mark.parametrize("arguments", [["--cases", "nonsense"], ["--rounds", "0"],
+                                       ["--duration", "1000"]])
+def test_bad_arguments_are_refused(arguments):
+    completed = subprocess.run([sys.executable, RUN] + arguments, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert completed.returncode == 2
