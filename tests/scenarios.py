@@ -669,6 +669,551 @@ def base_server_serves_what_get_request_gives():
         readable.close()
 
 
+# -- issue 4: faults, load, hostile clients, bounded resources ------------------
+#
+# Every fault costs at most the request that caused it: the server goes on
+# serving, and what it took (descriptors, threads) it gives back.
+
+class Errors:
+    """What handle_error saw, guarded by a lock: no GIL on MicroPython."""
+
+    def __init__(self):
+        self.types = []
+        self.lock = _thread.allocate_lock() if _thread else None
+        # A plain function, to be a server class's handle_error method.
+        self.record = lambda server, request, client_address: self.add(sys.exc_info()[0])
+
+    def add(self, error_type):
+        if self.lock:
+            with self.lock:
+                self.types.append(error_type)
+        else:
+            self.types.append(error_type)
+
+    def __len__(self):
+        return len(self.types)
+
+
+def send_all(sock, data):
+    """sendall(), which may stop short on MicroPython, as a loop."""
+    view = memoryview(data)
+    sent = 0
+    while sent < len(view):
+        sent += sock.send(view[sent:])
+
+
+def reset_close(sock):
+    """Close with a TCP reset (linger on, timeout 0) instead of a FIN."""
+    if not hasattr(socket, "SO_LINGER"):
+        sock.close()
+        raise Skip("no SO_LINGER")
+    import struct
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def open_descriptors():
+    """Descriptors open in this process, or None where /proc is missing."""
+    try:
+        import gc
+        gc.collect()
+    except ImportError:
+        pass
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except (OSError, AttributeError):
+        return None
+
+
+def exchange(server, message):
+    """One request to a server that handle_request() serves, its reply."""
+    client = client_for(server)
+    send_all(client, message)
+    server.handle_request()
+    reply = read_all(client)
+    client.close()
+    return reply
+
+
+def serve_in_thread(server):
+    """serve_forever() in a thread; returns a function that stops it."""
+    state = {"ended": False}
+
+    def run():
+        try:
+            server.serve_forever(0.05)
+        finally:
+            state["ended"] = True
+
+    start_thread(run)
+
+    def stop():
+        server.shutdown()
+        check(wait_until(lambda: state["ended"]), "serve_forever did not end")
+    return stop
+
+
+class Utf8Upper(socketse.StreamRequestHandler):
+    def handle(self):
+        text = self.rfile.readline().decode("utf-8")
+        self.wfile.write(text.upper().encode("utf-8"))
+
+
+@scenario
+def fault_client_resets_mid_request():
+    errors = Errors()
+    server = make_server(socketse.TCPServer, LineEcho, handle_error=errors.record)
+    try:
+        for round in range(5):
+            client = client_for(server)
+            client.send(b"half a requ")  # no end of line
+            reset_close(client)
+            server.handle_request()
+            check(len(errors) <= round + 1, errors.types)  # one request, one error at most
+            check(exchange(server, b"next\n") == b"NEXT\n", "no reply after a reset")
+        check(len(errors) <= 5, errors.types)
+    finally:
+        close_server(server)
+
+
+@scenario
+def fault_client_resets_while_the_server_writes():
+    errors = Errors()
+
+    class Large(socketse.StreamRequestHandler):
+        def handle(self):
+            if self.rfile.readline() == b"large\n":
+                chunk = b"x" * 65536  # 4 MiB in all: more than MicroPython's heap at once
+                for _ in range(64):
+                    self.wfile.write(chunk)
+            else:
+                self.wfile.write(b"small\n")
+
+    server = make_server(socketse.TCPServer, Large, handle_error=errors.record)
+    try:
+        for round in range(3):
+            client = client_for(server)
+            client.send(b"large\n")
+            if _thread is None:  # reset at once: the server then writes to a reset socket
+                reset_close(client)
+                server.handle_request()
+            else:  # read part of the reply, then reset while the server writes
+                done = []
+
+                def handle():
+                    try:
+                        server.handle_request()
+                    finally:
+                        done.append(1)
+
+                start_thread(handle)
+                got = 0
+                while got < 65536:
+                    chunk = client.recv(65536)
+                    check(chunk, "EOF in the middle of the reply")
+                    got += len(chunk)
+                reset_close(client)
+                check(wait_until(lambda: done), "the handler never ended")
+                check(len(errors) == round + 1, errors.types)
+            check(exchange(server, b"small\n") == b"small\n", "no reply after a reset")
+        check(1 <= len(errors) <= 3, errors.types)
+    finally:
+        close_server(server)
+
+
+@scenario
+def fault_silent_client_frees_its_thread():
+    if _thread is None:
+        raise Skip("no _thread")
+    errors = Errors()
+
+    class Impatient(LineEcho):
+        timeout = 0.2
+
+    server = make_server(socketse.ThreadingTCPServer, Impatient, handle_error=errors.record)
+    try:
+        silent = client_for(server)  # connects and sends nothing
+        server.handle_request()
+        check(len(server._threads) == 1, len(server._threads))
+        check(exchange(server, b"meanwhile\n") == b"MEANWHILE\n", "not served meanwhile")
+        check(read_all(silent) == b"", "silent client not closed")
+        silent.close()
+        check(wait_until(lambda: len(server._threads) == 0), "the thread was not freed")
+        check(len(errors) == 1, errors.types)
+        check(exchange(server, b"after\n") == b"AFTER\n", "no reply after the timeout")
+    finally:
+        close_server(server)
+
+
+@scenario
+def fault_half_close_after_the_request():
+    class Lines(socketse.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                self.wfile.write(line.upper())
+            self.wfile.write(b"BYE\n")
+
+    server = make_server(socketse.TCPServer, Lines)
+    try:
+        client = client_for(server)
+        if not hasattr(client, "shutdown"):
+            client.close()
+            raise Skip("sockets have no shutdown()")
+        client.send(b"one\ntwo\n")
+        client.shutdown(socket.SHUT_WR)
+        server.handle_request()
+        check(read_all(client) == b"ONE\nTWO\nBYE\n", "half-closed request not answered")
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def fault_invalid_utf8_costs_one_handle_error():
+    errors = Errors()
+    server = make_server(socketse.TCPServer, Utf8Upper, handle_error=errors.record)
+    try:
+        check(exchange(server, b"\xff\xfe not utf-8\n") == b"", "bad input answered")
+        check(len(errors) == 1 and issubclass(errors.types[0], UnicodeError), errors.types)
+        text = "h\u00e9llo\n"
+        check(exchange(server, text.encode("utf-8")) == text.upper().encode("utf-8"),
+              "no reply after bad input")
+        check(len(errors) == 1, errors.types)
+    finally:
+        close_server(server)
+
+
+@scenario
+def fault_handler_exceptions_in_threads_cost_their_own_requests():
+    if _thread is None:
+        raise Skip("no _thread")
+    errors = Errors()
+
+    class Failing(LineEcho):
+        def handle(self):
+            line = self.rfile.readline()
+            if line.startswith(b"fail"):
+                raise ValueError("failing on purpose")
+            self.wfile.write(line.upper())
+
+    server = make_server(socketse.ThreadingTCPServer, Failing, handle_error=errors.record)
+    stop = serve_in_thread(server)
+    try:
+        for n in range(10):
+            word = b"fail %d\n" % n if n % 2 else b"ok %d\n" % n
+            client = client_for(server)
+            send_all(client, word)
+            reply = read_all(client)
+            client.close()
+            check(reply == (b"" if n % 2 else word.upper()), reply)
+        check(wait_until(lambda: len(errors) == 5), errors.types)
+        check(errors.types == [ValueError] * 5, errors.types)
+    finally:
+        stop()
+        close_server(server)
+    check(len(server._threads) == 0, "threads left after server_close")
+
+
+@scenario
+def fault_system_exit_leaves_the_server_usable():
+    class Exiting(LineEcho):
+        def handle(self):
+            line = self.rfile.readline()
+            if line == b"exit\n":
+                raise SystemExit(4)
+            self.wfile.write(line.upper())
+            self.server.shutdown()  # ends serve_forever after this request
+
+    server = make_server(socketse.TCPServer, Exiting)
+    try:
+        client = client_for(server)
+        client.send(b"exit\n")
+        try:
+            server.serve_forever(0.05)
+        except SystemExit as exit:
+            check(exit.args == (4,), exit.args)
+        else:
+            check(False, "SystemExit did not propagate")
+        check(read_all(client) == b"", "request not closed")
+        client.close()
+        client = client_for(server)  # the same server serves again
+        client.send(b"again\n")
+        server.serve_forever(0.05)
+        check(read_all(client) == b"AGAIN\n", "not served after SystemExit")
+        client.close()
+    finally:
+        close_server(server)
+    server.server_close()  # twice: fine
+
+
+def concurrency_handler(state, fill):
+    """A line echo that records how many handlers run at once (under a
+    lock), lingering until `fill` do, or every client left does."""
+
+    class Handler(socketse.StreamRequestHandler):
+        def handle(self):
+            with state["lock"]:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            try:
+                line = self.rfile.readline()
+                wait_until(lambda: state["now"] >= min(fill, state["total"] - state["served"]), 5)
+                time.sleep(0.02)
+                self.wfile.write(line.upper())
+            finally:
+                with state["lock"]:
+                    state["now"] -= 1
+                    state["served"] += 1
+    return Handler
+
+
+def run_concurrent_clients(server_class, total, fill, **attributes):
+    """total clients at once; returns the most handlers seen running together."""
+    if _thread is None:
+        raise Skip("no _thread")
+    state = {"lock": _thread.allocate_lock(), "now": 0, "most": 0, "served": 0, "total": total}
+    server = make_server(server_class, concurrency_handler(state, fill), **attributes)
+    stop = serve_in_thread(server)
+    try:
+        clients = []
+        for n in range(total):  # all connect at once: the backlog holds them
+            client = client_for(server)
+            client.send(b"client %d\n" % n)
+            clients.append(client)
+        for n, client in enumerate(clients):
+            reply = read_all(client)
+            client.close()
+            check(reply == b"CLIENT %d\n" % n, reply)
+        check(state["served"] == total, state["served"])
+    finally:
+        stop()
+        close_server(server)
+    check(len(server._threads) == 0, "threads left after server_close")
+    return state["most"]
+
+
+@scenario
+def bounded_max_threads():
+    most = run_concurrent_clients(socketse.ThreadingTCPServer, 8, 2, max_threads=2)
+    check(most == 2, "%d handlers at once with max_threads = 2" % most)
+
+
+@scenario
+def bounded_without_max_threads_more_run_at_once():
+    most = run_concurrent_clients(socketse.ThreadingTCPServer, 4, 4)
+    check(most > 2, "only %d handlers at once without max_threads" % most)
+
+
+@scenario
+def lifecycle_shutdown_before_serve_forever():
+    rounds = []
+
+    class Server(socketse.TCPServer):
+        def service_actions(self):  # a guard: ends a loop that should not have run
+            rounds.append(1)
+            self.shutdown()
+
+    server = make_server(Server, LineEcho)
+    try:
+        server.shutdown()  # nothing serves: returns at once
+        server.serve_forever(0.05)
+        check(rounds == [], "serve_forever ran after an earlier shutdown()")
+        check(exchange(server, b"served\n") == b"SERVED\n", "not served afterwards")
+    finally:
+        close_server(server)
+
+
+@scenario
+def lifecycle_shutdown_twice():
+    rounds = []
+
+    class Server(socketse.TCPServer):
+        def service_actions(self):
+            rounds.append(1)
+            self.shutdown()
+            self.shutdown()  # twice, from the serving thread: both return
+
+    server = make_server(Server, LineEcho)
+    try:
+        server.serve_forever(0.05)
+        check(rounds == [1], rounds)
+        server.shutdown()  # twice more, with no loop running
+        server.shutdown()
+        server.serve_forever(0.05)  # as in the stdlib: returns at once
+        check(rounds == [1], rounds)
+        server.serve_forever(0.05)  # and this one runs a round again
+        check(rounds == [1, 1], rounds)
+        check(exchange(server, b"served\n") == b"SERVED\n", "not served afterwards")
+    finally:
+        close_server(server)
+
+
+@scenario
+def lifecycle_server_close_twice():
+    names = ["TCPServer", "UDPServer", "UnixStreamServer", "UnixDatagramServer"]
+    if _thread is not None:
+        names.append("ThreadingTCPServer")
+    for name in names:
+        if not hasattr(socketse, name):
+            continue
+        server = make_server(getattr(socketse, name), LineEcho)
+        server.server_close()
+        server.server_close()
+        check(server.socket.fileno() == -1, name)
+        if isinstance(server.server_address, str):
+            os.remove(server.server_address)
+
+
+@scenario
+def lifecycle_bind_to_a_busy_port():
+    busy = make_server(socketse.TCPServer, LineEcho)
+    try:
+        before = open_descriptors()
+        for _ in range(20):
+            try:
+                socketse.TCPServer(busy.server_address, LineEcho)
+            except OSError as error:
+                check(error.args[0] == 98, error.args)  # EADDRINUSE
+            else:
+                check(False, "bound a busy port")
+        check(open_descriptors() == before, "descriptors leaked: %r -> %r"
+              % (before, open_descriptors()))
+        check(exchange(busy, b"still mine\n") == b"STILL MINE\n", "the first server broke")
+    finally:
+        close_server(busy)
+
+
+@scenario
+def lifecycle_unix_server_on_an_existing_file():
+    server_class = unix_server_class("UnixStreamServer")
+    path = unix_path()
+    with open(path, "wb") as f:
+        f.write(b"precious")
+    try:
+        try:
+            server_class(path, LineEcho)
+        except OSError as error:
+            check(error.args[0] == 98, error.args)  # EADDRINUSE
+        else:
+            check(False, "bound over an existing file")
+        with open(path, "rb") as f:
+            check(f.read() == b"precious", "the file was changed")
+    finally:
+        os.remove(path)
+
+
+@scenario
+def udp_oversized_datagram_does_not_disturb_the_next():
+    server = make_server(socketse.UDPServer, DatagramEcho, max_packet_size=16)
+    try:
+        client = client_for(server)
+        for round in range(5):
+            client.send(b"abcdefghijklmnopqrstuvwxyz%d" % round)
+            server.handle_request()
+            check(client.recv(1024) == b"ABCDEFGHIJKLMNOP", "not cut to max_packet_size")
+            client.send(b"next %d" % round)
+            server.handle_request()
+            check(client.recv(1024) == b"NEXT %d" % round, "the next datagram was disturbed")
+        client.close()
+    finally:
+        close_server(server)
+
+
+# Generated hostile input, without hypothesis (MicroPython has none): a
+# seeded generator gives the same lines and chunks on every interpreter.
+
+LINE_LIMIT = 32
+
+
+class Generator:
+    """A linear congruential generator: portable and reproducible."""
+
+    def __init__(self, seed):
+        self.state = seed
+
+    def below(self, n):
+        self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.state >> 8) % n
+
+    def data(self, size):
+        return bytes(self.below(256) for _ in range(size)).replace(b"\n", b"n")
+
+
+class Limited(socketse.StreamRequestHandler):
+    """Lines of at most LINE_LIMIT bytes, each answered until QUIT; a
+    longer line is answered "ERR too long" and skipped."""
+
+    def handle(self):
+        while True:
+            line = self.rfile.readline(LINE_LIMIT)
+            if not line or line == b"QUIT\n":
+                return
+            if line.endswith(b"\n"):
+                self.wfile.write(limited_answer(line[:-1]))
+                continue
+            self.wfile.write(b"ERR too long\n")
+            while not line.endswith(b"\n"):
+                line = self.rfile.readline(LINE_LIMIT)
+                if not line:
+                    return
+
+
+def limited_answer(request):
+    if request.startswith(b"ECHO "):
+        return b"OK " + request[5:].upper() + b"\n"
+    return b"ERR bad request\n"
+
+
+def limited_replies(lines):
+    """The model: what Limited answers to these lines (no end of line)."""
+    return b"".join(limited_answer(line) if len(line) < LINE_LIMIT else b"ERR too long\n"
+                    for line in lines)
+
+
+@scenario
+def hostile_lines_in_random_chunks():
+    random = Generator(4)
+    errors = Errors()
+    server = make_server(socketse.ThreadingTCPServer if _thread else socketse.TCPServer,
+                         Limited, handle_error=errors.record)
+    stop = serve_in_thread(server) if _thread else None
+    try:
+        for round in range(30):
+            lines = []
+            for _ in range(random.below(8)):
+                kind = random.below(4)
+                if kind == 0:  # random bytes, any length around the limit
+                    lines.append(random.data(random.below(2 * LINE_LIMIT)))
+                elif kind == 1:  # at the limit, either side
+                    lines.append(b"ECHO " + random.data(LINE_LIMIT - 8 + random.below(5)))
+                elif kind == 2:  # far too long
+                    lines.append(b"ECHO " + random.data(LINE_LIMIT + random.below(4 * LINE_LIMIT)))
+                else:
+                    lines.append(b"ECHO " + random.data(random.below(LINE_LIMIT - 6)))
+            data = b"".join(line + b"\n" for line in lines) + b"QUIT\n"
+            client = client_for(server)
+            # Each send its own segment (numbers for MicroPython, which lacks the names).
+            client.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+            start = 0
+            while start < len(data):  # random chunks
+                end = start + 1 + random.below(40)
+                send_all(client, data[start:end])
+                start = end
+                if stop and random.below(16) == 0:  # now and then, a pause
+                    time.sleep(0.001)
+            if not stop:
+                server.handle_request()
+            reply = read_all(client)
+            client.close()
+            check(reply == limited_replies(lines), (round, data, reply))
+        check(len(errors) == 0, errors.types)
+    finally:
+        if stop:
+            stop()
+        close_server(server)
+
+
+
 def main():
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for name, function in SCENARIOS:
