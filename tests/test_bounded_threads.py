@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 import socketse
 
 TIMEOUT = 10.0
@@ -228,15 +230,14 @@ def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
     class Server(socketse.ThreadingTCPServer):
         max_threads = 2
 
-        def process_request(self, request, client_address):
+        def verify_request(self, request, client_address):
             accepted.append(client_address)
-            super().process_request(request, client_address)
+            return True
 
     server = serve(Server(("127.0.0.1", 0), Blocking))
     socks = [clients.send(server, b"%d\n" % i) for i in range(3)]
-    assert wait_for(lambda: len(running) == 2 and len(accepted) == 3)
-    # The serving thread waits for a free slot for the third handler:
-    # shutdown() returns once the loop has stopped, and that needs a slot.
+    assert wait_for(lambda: len(running) == 2)
+    wait_for(lambda: len(accepted) == 3, seconds=2.0)  # the third may wait in the backlog
     stopper = threading.Thread(target=server.shutdown)
     stopper.start()
     time.sleep(0.1)
@@ -245,6 +246,52 @@ def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
     assert not stopper.is_alive()
     server.serving_thread.join(TIMEOUT)
     assert not server.serving_thread.is_alive()
-    server.server_close()  # waits for every handler, the third one included
+    server.server_close()  # waits for every handler it started
     assert len(server._threads) == 0
-    assert [clients.read_all(sock) for sock in socks] == [b"done\n"] * 3
+    assert [clients.read_all(sock) for sock in socks[:2]] == [b"done\n"] * 2
+    # The third: served if it was accepted; otherwise closing the listener
+    # refused it, and nothing else.
+    try:
+        third = clients.read_all(socks[2])
+    except ConnectionResetError:
+        third = b""
+    assert third == (b"done\n" if len(accepted) == 3 else b"")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "socketse bug, reported: at the bound the serving thread accepts one more "
+    "connection and waits for a slot inside process_request(), so shutdown() "
+    "waits for a handler to end, and a handler calling shutdown() deadlocks"))
+def test_shutdown_at_the_bound_does_not_wait_for_a_handler(serve, clients):
+    release = threading.Event()
+    running = []
+    accepted = []
+
+    class Blocking(socketse.StreamRequestHandler):
+        timeout = TIMEOUT
+
+        def handle(self):
+            running.append(self.rfile.readline())
+            release.wait(TIMEOUT)  # a handler that is busy for a long time
+            self.wfile.write(b"done\n")
+
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 1
+
+        def verify_request(self, request, client_address):
+            accepted.append(client_address)
+            return True
+
+    server = serve(Server(("127.0.0.1", 0), Blocking))
+    busy = clients.send(server, b"busy\n")
+    assert wait_for(lambda: running)
+    clients.send(server, b"waiting\n")  # no slot for it
+    wait_for(lambda: len(accepted) == 2, seconds=2.0)
+    stopper = threading.Thread(target=server.shutdown)
+    stopper.start()
+    stopper.join(2.0)
+    returned_while_busy = not stopper.is_alive()
+    release.set()
+    stopper.join(TIMEOUT)
+    assert clients.read_all(busy) == b"done\n"
+    assert returned_while_busy, "shutdown() waited for a busy handler"
