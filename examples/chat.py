@@ -3,11 +3,11 @@
     python3 examples/chat.py [--host HOST] [--port PORT]
     python3 examples/chat.py --client NAME [--host HOST] [--port PORT]
 
-Serves until interrupted (Ctrl-C).  Binds 127.0.0.1:8766 by default and
-prints the address it serves on.  A client's first line is its name; after
-that each line it sends reaches the others as "name: text", the room
-announces "* name joined" and "* name left", and the line /quit leaves.
-Every client has its own thread (ThreadingTCPServer).
+Serves until interrupted (Ctrl-C).  Binds 127.0.0.1:8766 by default,
+prints the address it serves on, then who joins and leaves.  A client's
+first line is its name; after that each line it sends reaches the others as
+"name: text", the room announces "* name joined" and "* name left", and the
+line /quit leaves.  Every client has its own thread (ThreadingTCPServer).
 
 A client that stops reading never holds up the others: a line is handed to
 each client's socket without waiting for it (MSG_DONTWAIT), and a client
@@ -43,14 +43,18 @@ class Room:
     def join(self, member):
         with self.lock:
             self.members.append(member)
-        self.broadcast(member, "* %s joined\n" % member.name)
+        self.announce(member, "* %s joined" % member.name)
 
     def leave(self, member, why=""):
         with self.lock:
             if member not in self.members:
                 return  # dropped already
             self.members.remove(member)
-        self.broadcast(member, "* %s left%s\n" % (member.name, why))
+        self.announce(member, "* %s left%s" % (member.name, why))
+
+    def announce(self, member, news):
+        print(news)  # the server's log: who came and went, not what they said
+        self.broadcast(member, news + "\n")
 
     def broadcast(self, sender, text):
         data = text.encode()
@@ -60,8 +64,8 @@ class Room:
         # speakers never wait for any client's socket.
         for member in others:
             if not member.deliver(data):
+                self.leave(member, " (too slow, or gone)")  # before its own thread can
                 member.hang_up()
-                self.leave(member, " (too slow, or gone)")
 
 
 class ChatHandler(socketse.StreamRequestHandler):
@@ -166,14 +170,23 @@ def client(host, port, name):
     return 0
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     host, port = option("--host", "127.0.0.1"), int(option("--port", "8766"))
     name = option("--client", None)
     if name is not None:
-        return client(host, port, name)
+        try:
+            return client(host, port, name)
+        except OSError as error:  # refused, unreachable: a line, not a traceback
+            print(error, file=sys.stderr)
+            return 1
     with ChatServer((host, port)) as server:
         print("serving on %s port %s" % server.server_address[:2])
         try:

@@ -54,24 +54,39 @@ def recv_frame(sock):
     return recv_exactly(sock, size)
 
 
-def main():
-    if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
-        return 0
-    host, port = option("--host", "127.0.0.1"), int(option("--port", "8767"))
-    if len(sys.argv) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    line = " ".join(sys.argv[1:])
+def ask(host, port, line):
+    """The server's reply to one command line."""
     family, _, _, _, address = socket.getaddrinfo(host, port)[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.settimeout(120)
         sock.connect(address)
         send_frame(sock, line.encode())
-        status, output = (recv_frame(sock).split(b"\n", 1) + [b""])[:2]
+        return recv_frame(sock)
     finally:
         sock.close()
+
+
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
+def main():
+    if "--help" in sys.argv or "-h" in sys.argv:
+        print(usage())
+        return 0
+    host, port = option("--host", "127.0.0.1"), int(option("--port", "8767"))
+    if len(sys.argv) < 2:
+        print(usage(), file=sys.stderr)
+        return 2
+    line = " ".join(sys.argv[1:])
+    try:
+        reply = ask(host, port, line)
+    except OSError as error:  # refused, unreachable, cut off: a line, not a traceback
+        print(error, file=sys.stderr)
+        return 1
+    status, output = (reply.split(b"\n", 1) + [b""])[:2]
     status = status.decode("utf-8", "replace")
     if not status.startswith("exit "):
         print(status, file=sys.stderr)

@@ -33,9 +33,14 @@ def option(name, default):
     return default
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     if not hasattr(socketse, "ForkingTCPServer"):  # socketse defines it where os.fork exists
         print("forking_echo.py needs os.fork, which this Python does not have", file=sys.stderr)

@@ -1,11 +1,12 @@
 """A UDP echo server: every datagram comes back to its sender.
 
     python3 examples/udp_echo.py [--host HOST] [--port PORT]
-    python3 examples/udp_echo.py --client [--host HOST] [--port PORT] WORD...
+    python3 examples/udp_echo.py --client [--host HOST] [--port PORT] [--wait SECONDS] WORD...
 
 Serves until interrupted (Ctrl-C).  Binds 127.0.0.1:8765 (UDP) by default
 and prints the address it serves on.  With --client, sends each word as a
-datagram and prints the echo; exits 1 if an echo differs or none comes.
+datagram and prints the echo; exits 1 if an echo differs, or if none comes
+within SECONDS (default 10).
 Try it without the client too: socat - UDP:127.0.0.1:8765
 
 Runs on CPython, PyPy and MicroPython, with socketse.py beside it or on the
@@ -32,7 +33,7 @@ def option(name, default):
     return default
 
 
-def exchange(host, port, data, tries=20):
+def exchange(host, port, data, seconds):
     """Send one datagram and return the reply.  UDP may drop a datagram, and
     the server may not be up yet: send again, every half second.  A fresh
     socket for each exchange, so a late reply to an earlier one is never
@@ -41,7 +42,7 @@ def exchange(host, port, data, tries=20):
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.settimeout(0.5)
     try:
-        for _ in range(tries):
+        for _ in range(max(1, int(seconds * 2))):
             sock.sendto(data, address)
             try:
                 return sock.recv(65536)
@@ -52,23 +53,33 @@ def exchange(host, port, data, tries=20):
     raise OSError("no reply from %s port %s" % (host, port))
 
 
-def client(host, port, words):
+def client(host, port, seconds, words):
     for word in words:
-        echo = exchange(host, port, word.encode()).decode()
+        echo = exchange(host, port, word.encode(), seconds).decode()
         print("sent %r, got %r" % (word, echo))
         if echo != word:
             return 1
     return 0
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     host, port = option("--host", "127.0.0.1"), int(option("--port", "8765"))
     if "--client" in sys.argv:
         sys.argv.remove("--client")
-        return client(host, port, sys.argv[1:] or ["hello", "socketse"])
+        seconds = float(option("--wait", "10"))
+        try:
+            return client(host, port, seconds, sys.argv[1:] or ["hello", "socketse"])
+        except OSError as error:
+            print(error, file=sys.stderr)
+            return 1
     with socketse.UDPServer((host, port), EchoHandler) as server:
         print("serving on %s port %s" % server.server_address[:2])
         try:

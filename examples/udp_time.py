@@ -1,13 +1,13 @@
 """A UDP time service: any datagram gets the current time back, as text.
 
     python3 examples/udp_time.py [--host HOST] [--port PORT]
-    python3 examples/udp_time.py --client [--host HOST] [--port PORT]
+    python3 examples/udp_time.py --client [--host HOST] [--port PORT] [--wait SECONDS]
 
 Serves until interrupted (Ctrl-C).  Binds 127.0.0.1:8013 (UDP) by default
 and prints the address it serves on.  The reply is UTC in ISO 8601 with a
-newline, such as "2025-01-31T23:59:58Z".  With --client, asks once and
-prints the answer; exits 1 if none comes.  Without the client:
-echo | socat - UDP:127.0.0.1:8013
+newline, such as "2025-01-31T23:59:58Z".  With --client, asks and prints
+the answer; exits 1 if none comes within SECONDS (default 10).  Without the
+client: echo | socat - UDP:127.0.0.1:8013
 
 Runs on CPython, PyPy and MicroPython, with socketse.py beside it or on the
 path (from the repository root: PYTHONPATH=. python3 examples/udp_time.py).
@@ -39,7 +39,7 @@ def option(name, default):
     return default
 
 
-def exchange(host, port, data, tries=20):
+def exchange(host, port, data, seconds):
     """Send one datagram and return the reply.  UDP may drop a datagram, and
     the server may not be up yet: send again, every half second.  A fresh
     socket for each exchange, so a late reply to an earlier one is never
@@ -48,7 +48,7 @@ def exchange(host, port, data, tries=20):
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.settimeout(0.5)
     try:
-        for _ in range(tries):
+        for _ in range(max(1, int(seconds * 2))):
             sock.sendto(data, address)
             try:
                 return sock.recv(65536)
@@ -59,13 +59,22 @@ def exchange(host, port, data, tries=20):
     raise OSError("no reply from %s port %s" % (host, port))
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     host, port = option("--host", "127.0.0.1"), int(option("--port", "8013"))
     if "--client" in sys.argv:
-        print(exchange(host, port, b"time?\n").decode().strip())
+        try:
+            print(exchange(host, port, b"time?\n", float(option("--wait", "10"))).decode().strip())
+        except OSError as error:
+            print(error, file=sys.stderr)
+            return 1
         return 0
     with socketse.UDPServer((host, port), TimeHandler) as server:
         print("serving on %s port %s" % server.server_address[:2])

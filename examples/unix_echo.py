@@ -102,9 +102,14 @@ def client(path, datagram, words):
             os.remove(own_path)
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     datagram = "--datagram" in sys.argv
     if datagram:
@@ -113,7 +118,11 @@ def main():
     path = option("--path", default)
     if "--client" in sys.argv:
         sys.argv.remove("--client")
-        return client(path, datagram, sys.argv[1:] or ["hello", "socketse"])
+        try:
+            return client(path, datagram, sys.argv[1:] or ["hello", "socketse"])
+        except OSError as error:  # no server there: a line, not a traceback
+            print(error, file=sys.stderr)
+            return 1
     remove_stale(path)
     if datagram:
         server = socketse.UnixDatagramServer(path, DatagramEcho)

@@ -61,8 +61,12 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     path = sys.argv[1]
-    with socket.create_connection((host, port), timeout=60) as sock:
-        answer = upload(sock, path, os.path.basename(path) if name is None else name)
+    try:
+        with socket.create_connection((host, port), timeout=60) as sock:
+            answer = upload(sock, path, os.path.basename(path) if name is None else name)
+    except OSError as error:  # no such file, refused, cut off: a line, not a traceback
+        print(error, file=sys.stderr)
+        return 1
     if answer.startswith("saved "):
         print(answer)
         return 0

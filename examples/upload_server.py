@@ -19,8 +19,8 @@ What it refuses, each with a one-line reason, serving on afterwards:
 
 - names that are not a plain file name: empty, "." or "..", absolute paths,
   names with a path separator (no subdirectories), names starting with "."
-  (hidden, and where this server keeps its temporary files), names over 255
-  bytes;
+  (hidden, and where this server keeps its temporary files), names with
+  control characters, names over 255 bytes;
 - a name that already exists in DIR, whatever it is (files are never
   overwritten; a symbolic link there, maybe pointing outside DIR, is never
   followed);
@@ -61,11 +61,18 @@ def check_name(name):
         raise Refused("'..' (the parent directory) is not allowed: %r" % name)
     if name == ".":
         raise Refused("'.' is not a file name")
-    if "/" in name or "\\" in name or os.sep in name or "\0" in name:
-        raise Refused("the name must not contain a path separator: %r" % name)
+    if "/" in name or "\\" in name or os.sep in name:
+        raise Refused("the name must not contain a path separator (no subdirectories): %r"
+                      % name)
     if name.startswith("."):
         raise Refused("names starting with '.' are not allowed: %r" % name)
-    if len(name.encode("utf-8", "replace")) > 255:
+    if any(ord(c) < 32 for c in name):  # NUL, newlines: trouble in logs and listings
+        raise Refused("the name must not contain control characters: %r" % name)
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeError:  # a lone surrogate, which JSON allows
+        raise Refused("the name is not valid Unicode: %r" % name)
+    if len(encoded) > 255:
         raise Refused("the name is longer than 255 bytes")
 
 
