@@ -121,9 +121,9 @@ def stamp_line(stamp):
     if stamp.get("micropython"):
         parts.append("mp_ cases on %s" % stamp["micropython"])
     parts.append("load by %s, HTTP by %s" % (stamp["client"], stamp["http_client"]))
-    if stamp.get("load_before") is not None:
-        parts.append("load average %.2f before, %.2f after" % (
-            stamp["load_before"], stamp.get("load_after") or 0))
+    if stamp.get("busy") is not None:
+        parts.append("%.0f%% of the CPU busy with other work before the run" % (
+            100 * stamp["busy"]))
     parts.append("socketse.py at %s" % stamp["revision"])
     parts.append("%s mode: %d round(s) of %.2g s of load per variant" % (
         stamp["mode"], settings["rounds"], settings["duration"]))

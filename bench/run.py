@@ -427,13 +427,23 @@ CLIENT_NAMES = {
 }
 
 
-def load_average():
-    """The 1-minute load average: other work on the machine skews the run."""
+def busy_cpu(seconds=1.0):
+    """The share of the machine's CPU time that other work takes, sampled
+    over `seconds` before the run (Linux /proc/stat), or None: a busy
+    machine makes the ratios noisier."""
+    def sample():
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return idle, sum(fields[:8])
     try:
-        with open("/proc/loadavg") as loadavg:
-            return float(loadavg.read().split()[0])
+        idle_before, total_before = sample()
+        time.sleep(seconds)
+        idle_after, total_after = sample()
     except (OSError, ValueError, IndexError):
         return None
+    total = total_after - total_before
+    return 1.0 - (idle_after - idle_before) / float(total) if total > 0 else None
 
 
 def parse_arguments(argv):
@@ -515,23 +525,22 @@ def main(argv=None):
         "client": CLIENT_NAMES[client],
         "http_client": ("wrk %s" % clients.wrk_version() if http_client == "wrk"
                         else CLIENT_NAMES[http_client]),
-        "load_before": load_average(),
+        "busy": busy_cpu(),
         "revision": socketse_revision(),
         "mode": mode,
         "settings": settings,
     }
     log("bench: %s mode, %d round(s) of %.2f s per variant; servers on %s; load by %s" % (
         mode, settings["rounds"], settings["duration"], stamp["interpreter"], stamp["client"]))
-    if (stamp["load_before"] or 0) > 0.5:
-        log("bench: warning: the machine is busy (load average %.2f): the ratios will be "
-            "noisier; rerun when it is idle" % stamp["load_before"])
+    if (stamp["busy"] or 0) > 0.1:
+        log("bench: warning: other work takes %.0f%% of the CPU: the ratios will be "
+            "noisier; rerun when the machine is idle" % (100 * stamp["busy"]))
     started = time.monotonic()
     measured = []
     for case in cases:
         log("%s: %s" % (case.name, case.title))
         measured.append((case, measure(case, settings, log)))
     stamp["elapsed"] = time.monotonic() - started
-    stamp["load_after"] = load_average()
 
     markdown = report.markdown(measured, stamp)
     print(markdown)
