@@ -56,7 +56,13 @@ import os
 import socket
 import sys
 
-TYPE_CHECKING = False  # mypy takes it as True; typing is never imported
+try:  # MicroPython's compiler drops code under a false const() altogether
+    from micropython import const  # type: ignore[import-not-found]
+except ImportError:
+    const = bool  # only ever given a bool here
+
+TYPE_CHECKING = const(False)  # mypy takes it as True; typing is never imported
+del const
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
 
@@ -148,9 +154,7 @@ else:
             # type: (Any) -> None
             pass
 
-    def _get_ident():
-        # type: () -> int
-        return 0
+    _get_ident = int  # the one thread's ident: int() is 0
 
 try:
     from io import BufferedIOBase as _BinaryFile
@@ -200,7 +204,7 @@ class _SocketFile(_BinaryFile):
 
     def fileno(self):
         # type: () -> int
-        return int(self._sock.fileno())
+        return self._sock.fileno()  # type: ignore[no-any-return]
 
     def write(self, data):
         # type: (Any) -> int
@@ -343,14 +347,18 @@ class BaseServer:
         that request.
         """
         self.__shutdown_request = True
+        self._wake_loop()
+        if self.__serving_thread != _get_ident():
+            with self.__serving:
+                pass
+
+    def _wake_loop(self):
+        # type: () -> None
         wakeup = self.__wakeup
         if wakeup is not None:
             try:
                 wakeup.send(b"\0")
             except OSError:  # the loop has just ended and closed it
-                pass
-        if self.__serving_thread != _get_ident():
-            with self.__serving:
                 pass
 
     def service_actions(self):
@@ -486,8 +494,7 @@ class BaseServer:
 
         The default is to print a traceback and continue.
         """
-        print('-' * 40, file=sys.stderr)
-        print('Exception occurred during processing of request from',
+        print('-' * 40 + '\nException occurred during processing of request from',
               client_address, file=sys.stderr)
         kind, error, trace = sys.exc_info()
         if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
@@ -561,8 +568,7 @@ class TCPServer(BaseServer):
         # type: (Any, Any, bool) -> None
         """Constructor.  May be extended, do not override."""
         BaseServer.__init__(self, server_address, RequestHandlerClass)
-        if (self.address_family == socket.AF_INET and hasattr(socket, "AF_INET6")
-                and ":" in server_address[0]):
+        if self.address_family == socket.AF_INET and ":" in server_address[0]:
             self.address_family = socket.AF_INET6  # an IPv6 literal
         # Positional arguments: MicroPython ignores keywords here.
         self.socket = socket.socket(self.address_family, self.socket_type)
@@ -611,7 +617,7 @@ class TCPServer(BaseServer):
 
         Interface required by selector.
         """
-        return int(self.socket.fileno())
+        return self.socket.fileno()  # type: ignore[no-any-return]
 
     def get_request(self):
         # type: () -> Tuple[Any, Any]
@@ -644,8 +650,6 @@ class TCPServer(BaseServer):
 class UDPServer(TCPServer):
     """UDP server class."""
 
-    allow_reuse_address = False
-    allow_reuse_port = False
     socket_type = socket.SOCK_DGRAM
     max_packet_size = 8192
 
@@ -781,18 +785,23 @@ class _HandlerThreads:
         self._lock = _allocate_lock()
         self._room = _allocate_lock()  # held while `limit` threads are busy
         self._all_done = _allocate_lock()  # held while any thread is busy
-        self._idle = []  # type: list[list[Any]]  # [wake-up lock, job] each
-        self._closed = False
+        # [wake-up lock, job] of each idle thread; None once closed
+        self._idle = []  # type: Optional[list[list[Any]]]
+        self._lent = False  # stop_waiting() released _room at the limit
 
     def __len__(self):
         # type: () -> int
         return self._busy
 
     def start(self, run, job, reuse):
-        # type: (Callable[..., None], Tuple[Any, ...], bool) -> None
-        """Call run(*job) in a handler thread: an idle one if reuse."""
+        # type: (Callable[..., None], Tuple[Any, ...], bool) -> bool
+        """Call run(*job) in a handler thread, an idle one if reuse, and
+        return True; False if stop_waiting() ended the wait for room."""
         self._room.acquire()  # only the serving thread starts: no race here
         with self._lock:
+            if self._lent:
+                self._lent = False  # _room stays held: still at the limit
+                return False
             if not self._busy:
                 self._all_done.acquire()
             self._busy += 1
@@ -802,12 +811,22 @@ class _HandlerThreads:
         if idle:
             idle[1] = job
             idle[0].release()
-            return
+            return True
         try:
             _thread.start_new_thread(self._work, (run, job, reuse))
         except BaseException:
             self._finish(None)
             raise
+        return True
+
+    def stop_waiting(self):
+        # type: () -> None
+        """Free a start() waiting for room: shutdown() must not wait for a
+        handler to end."""
+        with self._lock:
+            if self._busy == self._limit and not self._lent:
+                self._lent = True
+                self._room.release()
 
     def _work(self, run, job, reuse):
         # type: (Callable[..., None], Optional[Tuple[Any, ...]], bool) -> None
@@ -834,7 +853,7 @@ class _HandlerThreads:
             self._busy -= 1
             if not self._busy:
                 self._all_done.release()
-            if slot is None or self._closed:
+            if slot is None or self._idle is None:
                 return False
             self._idle.append(slot)
             return True
@@ -847,8 +866,7 @@ class _HandlerThreads:
     def close(self):
         # type: () -> None
         with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
+            idle, self._idle = self._idle or [], None
         for slot in idle:
             slot[1] = None
             slot[0].release()
@@ -901,8 +919,15 @@ class ThreadingMixIn(_MixIn):
         """Hand the request to a handler thread."""
         if not isinstance(self._threads, _HandlerThreads):
             self._threads = _HandlerThreads(self.max_threads)
-        self._threads.start(self.process_request_thread, (request, client_address),
-                            self.reuse_threads)
+        if not self._threads.start(self.process_request_thread,
+                                   (request, client_address), self.reuse_threads):
+            self.shutdown_request(request)  # shutting down: as if never accepted
+
+    def _wake_loop(self):
+        # type: () -> None
+        BaseServer._wake_loop(self)
+        if self._threads:  # some are busy: maybe all of max_threads
+            self._threads.stop_waiting()
 
     def _wait_for_handlers(self):
         # type: () -> None
@@ -1004,14 +1029,11 @@ class StreamRequestHandler(BaseRequestHandler):
         if self.disable_nagle_algorithm:
             self.connection.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
                                        getattr(socket, "TCP_NODELAY", 1), 1)
+        self.rfile = self.wfile = _SocketFile(self.connection)  # type: Any
         if _makefile_is_separate:
             self.rfile = self.connection.makefile('rb', self.rbufsize)
-        else:
-            self.rfile = _SocketFile(self.connection)
-        if self.wbufsize == 0 or not _makefile_is_separate:
-            self.wfile = _SocketFile(self.connection)
-        else:
-            self.wfile = self.connection.makefile('wb', self.wbufsize)
+            if self.wbufsize:
+                self.wfile = self.connection.makefile('wb', self.wbufsize)
 
     def finish(self):
         # type: () -> None
