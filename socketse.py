@@ -633,12 +633,13 @@ class TCPServer(BaseServer):
     def shutdown_request(self, request):
         # type: (Any) -> None
         """Called to shutdown and close an individual request."""
-        try:
-            # Explicitly shut down: close() merely releases the socket and
-            # waits for garbage collection to perform the actual close.
-            request.shutdown(getattr(socket, "SHUT_WR", 1))
-        except (OSError, AttributeError):
-            pass  # ENOTCONN on some platforms; no shutdown() on MicroPython
+        # Explicitly shut down: close() merely releases the socket and waits
+        # for garbage collection to perform the actual close.
+        if hasattr(request, "shutdown"):  # MicroPython's sockets have none
+            try:
+                request.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # some platforms may raise ENOTCONN here
         self.close_request(request)
 
     def close_request(self, request):
