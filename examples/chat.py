@@ -29,7 +29,7 @@ import sys
 
 import socketse
 
-MAX_LINE = 4096  # longer lines are cut: a client cannot make us buffer without end
+MAX_LINE = 4096  # longer lines go in pieces: a client cannot make us buffer without end
 # Without it (Windows) a send may wait for a slow client, holding up one speaker.
 DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
@@ -105,7 +105,9 @@ class ChatHandler(socketse.StreamRequestHandler):
         try:  # wakes this client's thread, waiting in readline, at once
             self.request.shutdown(socket.SHUT_RDWR)
         except (OSError, AttributeError):
-            pass  # MicroPython has no shutdown(): the thread ends when the client next sends or goes
+            # MicroPython has no shutdown(): the thread ends when the client
+            # next sends a line, or goes.
+            pass
 
 
 class ChatServer(socketse.ThreadingTCPServer):

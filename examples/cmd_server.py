@@ -107,21 +107,22 @@ class CommandHandler(socketse.StreamRequestHandler):
     timeout = 300  # an idle connection is closed after that
 
     def handle(self):
-        while True:
-            try:
-                request = read_frame(self.rfile, MAX_REQUEST)
-            except ValueError as error:  # not our protocol: say so, hang up
-                write_frame(self.wfile, refused(str(error)))
-                return
-            except OSError:  # timed out, or the client reset the connection
-                return
-            if request is None:
-                return
-            line = request.decode("utf-8", "replace")
-            reply = run(line, self.server.allowed)
-            print("%s: %r -> %s" % (self.client_address[0], line,
-                                    reply.split(b"\n", 1)[0].decode()))
-            write_frame(self.wfile, reply)
+        try:
+            while True:
+                try:
+                    request = read_frame(self.rfile, MAX_REQUEST)
+                except ValueError as error:  # not our protocol: say so, hang up
+                    write_frame(self.wfile, refused(str(error)))
+                    return
+                if request is None:
+                    return
+                line = request.decode("utf-8", "replace")
+                reply = run(line, self.server.allowed)
+                print("%s: %r -> %s" % (self.client_address[0], line,
+                                        reply.split(b"\n", 1)[0].decode()))
+                write_frame(self.wfile, reply)
+        except OSError:  # timed out, or the client went away
+            pass
 
 
 class CommandServer(socketse.ThreadingTCPServer):

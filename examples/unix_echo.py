@@ -5,16 +5,17 @@
 
 Serves until interrupted (Ctrl-C) on the socket file PATH (by default
 /tmp/socketse-echo.sock, or /tmp/socketse-echo-dgram.sock with --datagram),
-which it removes on exit; a socket file left by a server that was killed is
-replaced, any other file there is refused.  The stream server echoes every
-line, the datagram one every datagram.  With --client, sends each word and
-prints the echo; exits 1 if an echo differs.  Without the client:
-socat - UNIX-CONNECT:/tmp/socketse-echo.sock
+which it removes on exit.  A socket file left there by a server that was
+killed is replaced; a live server's, or any other file, is left alone.  The
+stream server echoes every line, the datagram one every datagram.  With
+--client, sends each word and prints the echo; exits 1 if an echo differs.
+Without the client: socat - UNIX-CONNECT:/tmp/socketse-echo.sock
 
 Runs on CPython, PyPy and MicroPython, with socketse.py beside it or on the
 path (from the repository root: PYTHONPATH=. python3 examples/unix_echo.py).
 """
 
+import errno
 import os
 import socket
 import sys
@@ -50,17 +51,26 @@ def is_socket(path):
     return mode & 0o170000 == 0o140000  # S_IFSOCK, without the stat module
 
 
-def remove_stale(path):
-    """bind() fails on an existing path.  Remove a leftover socket file, but
-    never a regular file someone pointed --path at by mistake."""
-    if is_socket(path):
-        os.remove(path)
-    else:
+def remove_stale(path, kind):
+    """bind() fails on an existing path.  Remove a socket file that nobody
+    serves on any more (left by a server that was killed), but neither a
+    live server's nor a regular file someone pointed --path at by mistake."""
+    if not is_socket(path):
         try:
             os.stat(path)
         except OSError:
-            return
+            return  # nothing there
         raise SystemExit("%s exists and is not a socket: not touching it" % path)
+    probe = socket.socket(socket.AF_UNIX, kind)
+    try:
+        probe.connect(socketse._native_address(path))
+        error = 0
+    except OSError as exception:
+        error = exception.args[0]
+    probe.close()
+    if error != errno.ECONNREFUSED:
+        raise SystemExit("%s: a server is serving there already" % path)
+    os.remove(path)
 
 
 def read_line(sock):
@@ -123,7 +133,7 @@ def main():
         except OSError as error:  # no server there: a line, not a traceback
             print(error, file=sys.stderr)
             return 1
-    remove_stale(path)
+    remove_stale(path, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
     if datagram:
         server = socketse.UnixDatagramServer(path, DatagramEcho)
     else:

@@ -25,30 +25,26 @@ def option(name, default):
     return default
 
 
-def upload(sock, path, name):
+def upload(sock, file, size, name):
     """The server's last line; raises OSError if the connection fails."""
-    size = os.path.getsize(path)
-    replies = sock.makefile("rb")
-    sock.sendall(json.dumps({"name": name, "size": size}).encode() + b"\n")
-    answer = replies.readline().decode().strip()
-    if answer != "go ahead":
-        return answer or "refused: the server closed the connection"
-    sent, shown = 0, -1
-    with open(path, "rb") as file:
+    with sock.makefile("rb") as replies:
+        sock.sendall(json.dumps({"name": name, "size": size}).encode() + b"\n")
+        answer = replies.readline().decode().strip()
+        if answer != "go ahead":
+            return answer or "refused: the server closed the connection"
+        sent, shown = 0, -1
         while sent < size:
             chunk = file.read(min(CHUNK, size - sent))
             if not chunk:
-                raise OSError("%s shrank while being sent" % path)
+                raise OSError("the file shrank while being sent")
             sock.sendall(chunk)
             sent += len(chunk)
             percent = 100 * sent // size
             if percent != shown:  # only when it changes: a terminal is slow
                 sys.stderr.write("\r%s: %3d%%" % (name, percent))
                 shown = percent
-    if size == 0:
-        sys.stderr.write("%s: 100%%" % name)
-    sys.stderr.write("\n")
-    return replies.readline().decode().strip() or "refused: no answer from the server"
+        sys.stderr.write("\n" if size else "%s: 100%%\n" % name)
+        return replies.readline().decode().strip() or "refused: no answer from the server"
 
 
 def main():
@@ -62,8 +58,10 @@ def main():
         return 2
     path = sys.argv[1]
     try:
-        with socket.create_connection((host, port), timeout=60) as sock:
-            answer = upload(sock, path, os.path.basename(path) if name is None else name)
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            with socket.create_connection((host, port), timeout=60) as sock:
+                answer = upload(sock, file, size, os.path.basename(path) if name is None else name)
     except OSError as error:  # no such file, refused, cut off: a line, not a traceback
         print(error, file=sys.stderr)
         return 1

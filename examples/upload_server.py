@@ -30,7 +30,8 @@ A file is written to a temporary file in DIR and given its name only when
 every byte has arrived, so an upload that fails or is cut short leaves
 nothing behind.  The name is given with a hard link, which fails rather than
 replace a file of that name that appeared meanwhile (rename would replace
-it), so DIR must be on a file system with hard links.
+it), so DIR must be on a file system with hard links.  Saved files are
+readable by the server's user only (mode 600, as tempfile makes them).
 
 CPython and PyPy, with socketse.py beside it or on the path (from the
 repository root: PYTHONPATH=. python3 examples/upload_server.py --dir /tmp/up).
@@ -110,6 +111,9 @@ class UploadHandler(socketse.StreamRequestHandler):
         except Refused as why:
             self.log("refused: %s" % why)
             self.reply("refused: %s" % why)
+            return
+        except OSError as error:  # timed out or reset before the file began
+            self.log("connection failed: %s" % error)
             return
         self.log("saved %s (%d bytes)" % (name, size))
         self.reply("saved %s (%d bytes)" % (name, size))

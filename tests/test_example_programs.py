@@ -138,19 +138,29 @@ def test_unix_datagram_echo(programs, interpreter, socket_path, tmp_path):
         name for name in sorted(os.listdir(str(tmp_path))) if not name.startswith("echo.sock.")]
 
 
-def test_unix_echo_replaces_a_stale_socket_but_no_other_file(programs, socket_path):
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(socket_path)  # bound, never served: what a killed server leaves
+@pytest.mark.parametrize("interpreter", BOTH)
+@pytest.mark.parametrize("mode", [[], ["--datagram"]])
+def test_unix_echo_replaces_a_stale_socket_only(programs, interpreter, mode, socket_path):
+    kind = socket.SOCK_DGRAM if mode else socket.SOCK_STREAM
+    stale = socket.socket(socket.AF_UNIX, kind)
+    stale.bind(socket_path)  # bound, then closed: what a killed server leaves
     stale.close()
-    server = programs.start("unix_echo.py", "--path", socket_path)
+    server = programs.start("unix_echo.py", "--path", socket_path, *mode, interpreter=interpreter)
     server.wait_for("serving on " + socket_path)
+
+    second = run_example(interpreter, "unix_echo.py", "--path", socket_path, *mode)
+    assert second.returncode != 0
+    assert b"a server is serving there already" in second.stderr + second.stdout
+    own = run_example(interpreter, "unix_echo.py", "--client", "--path", socket_path, *mode)
+    assert own.returncode == 0, own.stderr  # the first one still serves
     server.interrupt()
+    assert not os.path.exists(socket_path)
 
     with open(socket_path, "w") as precious:
         precious.write("not a socket")
-    refused = run_example("cpython", "unix_echo.py", "--path", socket_path)
+    refused = run_example(interpreter, "unix_echo.py", "--path", socket_path, *mode)
     assert refused.returncode != 0
-    assert b"exists and is not a socket" in refused.stderr
+    assert b"exists and is not a socket" in refused.stderr + refused.stdout
     with open(socket_path) as precious:
         assert precious.read() == "not a socket"
 
