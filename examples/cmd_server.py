@@ -154,9 +154,9 @@ def main():
     if subprocess is None:
         print("no subprocess module here: every command will be refused", file=sys.stderr)
     with CommandServer(address, allowed) as server:
-        print("serving on %s port %s" % server.server_address[:2])
-        print("allowed: %s" % ", ".join(allowed))
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            print("serving on %s port %s" % server.server_address[:2])
+            print("allowed: %s" % ", ".join(allowed))
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

@@ -48,8 +48,9 @@ def main():
     address = (option("--host", "127.0.0.1"), int(option("--port", "8769")))
     socketse.ForkingTCPServer.allow_reuse_address = True
     with socketse.ForkingTCPServer(address, PidEchoHandler) as server:
-        print("serving on %s port %s (pid %d)" % (server.server_address[:2] + (os.getpid(),)))
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            host, port = server.server_address[:2]
+            print("serving on %s port %s (pid %d)" % (host, port, os.getpid()))
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

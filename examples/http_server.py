@@ -40,8 +40,9 @@ def main():
     handler = functools.partial(SimpleHTTPRequestHandler, directory=directory)
     with HTTPServer(address, handler) as server:
         host, port = server.server_address[:2]
-        print("serving %s on http://%s:%s/" % (directory, "[%s]" % host if ":" in host else host, port))
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            url = "http://%s:%s/" % ("[%s]" % host if ":" in host else host, port)
+            print("serving %s on %s" % (directory, url))
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

@@ -81,8 +81,8 @@ def main():
             print(error, file=sys.stderr)
             return 1
     with socketse.UDPServer((host, port), EchoHandler) as server:
-        print("serving on %s port %s" % server.server_address[:2])
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            print("serving on %s port %s" % server.server_address[:2])
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

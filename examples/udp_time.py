@@ -77,8 +77,8 @@ def main():
             return 1
         return 0
     with socketse.UDPServer((host, port), TimeHandler) as server:
-        print("serving on %s port %s" % server.server_address[:2])
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            print("serving on %s port %s" % server.server_address[:2])
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

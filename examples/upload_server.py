@@ -188,9 +188,9 @@ def main():
     max_size = int(option("--max-size", str(100 * 1024 * 1024)))
     remove_leftovers(directory)
     with UploadServer(address, directory, max_size) as server:
-        print("serving on %s port %s" % server.server_address[:2])
-        print("saving to %s, up to %d bytes a file" % (server.directory, max_size))
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            print("serving on %s port %s" % server.server_address[:2])
+            print("saving to %s, up to %d bytes a file" % (server.directory, max_size))
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

@@ -74,8 +74,8 @@ def main():
         server.register_introspection_functions()
         server.register_multicall_functions()
         host, port = server.server_address[:2]
-        print("serving on http://%s:%s/" % ("[%s]" % host if ":" in host else host, port))
-        try:
+        try:  # from here on, so that Ctrl-C is never a traceback
+            print("serving on http://%s:%s/" % ("[%s]" % host if ":" in host else host, port))
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")

@@ -42,7 +42,10 @@ def test_help_is_the_docstring(interpreter, script):
     for flag in ("--help", "-h"):
         done = run_example(interpreter, script, flag)
         assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(b"A")  # the summary line, not a usage error
         assert b"python3 examples/" + script.encode() in done.stdout
+        if interpreter == "micropython":  # which has no docstrings: the same text
+            assert done.stdout == run_example("cpython", script, flag).stdout
 
 
 # ---------------------------------------------------------------------------
