@@ -31,7 +31,8 @@ def start_server(programs, interpreter, script, *arguments, **keywords):
     got; MicroPython ones are given a free port."""
     kind = keywords.pop("kind", socket.SOCK_STREAM)
     port = 0 if interpreter == "cpython" else free_port(kind)
-    program = programs.start(script, "--port", port, *arguments, interpreter=interpreter, **keywords)
+    program = programs.start(script, "--port", port, *arguments,
+                             interpreter=interpreter, **keywords)
     return program, program.port()
 
 
@@ -86,7 +87,8 @@ def test_udp_time_tells_the_time(programs, interpreter):
 def test_udp_client_gives_up_when_nobody_answers():
     port = free_port(socket.SOCK_DGRAM)  # nobody listens there
     started = time.monotonic()
-    done = run_example("cpython", "udp_echo.py", "--client", "--port", str(port), "--wait", "1", "hello")
+    done = run_example("cpython", "udp_echo.py", "--client", "--port", str(port),
+                       "--wait", "1", "hello")
     assert done.returncode != 0
     assert b"no reply from 127.0.0.1 port %d" % port in done.stderr
     assert time.monotonic() - started < TIMEOUT
@@ -137,8 +139,8 @@ def test_unix_datagram_echo(programs, interpreter, socket_path, tmp_path):
     assert own.stdout.decode().splitlines() == ["sent 'x', got 'x'", "sent 'y', got 'y'"]
     server.interrupt()
     assert not os.path.exists(socket_path)
-    assert sorted(os.listdir(str(tmp_path))) == [  # the client removed its own path
-        name for name in sorted(os.listdir(str(tmp_path))) if not name.startswith("echo.sock.")]
+    leftovers = [name for name in os.listdir(str(tmp_path)) if name.startswith("echo.sock.")]
+    assert leftovers == []  # the client removes the path it took for replies
 
 
 @pytest.mark.parametrize("interpreter", BOTH)
@@ -186,6 +188,7 @@ class LineClient:
 
     def line(self):
         while b"\n" not in self.pending:
+            assert len(self.pending) < 1 << 20, "no end of line in a megabyte"
             chunk = self.sock.recv(65536)
             assert chunk, "the server closed the connection; pending %r" % self.pending[:100]
             self.pending += chunk
@@ -306,7 +309,10 @@ def read_frame(sock):
 @pytest.mark.parametrize("client", BOTH)
 def test_cmd_runs_allowed_commands_for_its_client(programs, client, tmp_path):
     server, port = start_server(programs, "cpython", "cmd_server.py", "--allow", "echo,head,false")
-    ask = lambda *words: run_example(client, "cmd_client.py", "--port", str(port), *words)  # noqa: E731
+
+    def ask(*words):
+        return run_example(client, "cmd_client.py", "--port", str(port), *words)
+
     done = ask("echo", "hello", "world")
     assert (done.returncode, done.stdout, done.stderr) == (0, b"hello world\n", b"")
     done = ask('echo "two  spaces" \'and quotes\'')
@@ -338,17 +344,25 @@ def test_cmd_client_on_micropython_receives_a_megabyte(programs, tmp_path):
     server.interrupt()
 
 
-def test_cmd_framing_survives_sticky_and_split_packets(programs):
-    server, port = start_server(programs, "cpython", "cmd_server.py", "--allow", "echo")
+@pytest.mark.parametrize("interpreter", BOTH)
+def test_cmd_framing_survives_sticky_and_split_packets(programs, interpreter):
+    server, port = start_server(programs, interpreter, "cmd_server.py", "--allow", "echo")
+
+    def reply(output):  # MicroPython's server cannot run anything, but frames all the same
+        if interpreter == "micropython":
+            return (b"refused: this server's Python has no subprocess module:"
+                    b" it cannot run programs\n")
+        return b"exit 0\n" + output
+
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         # Two requests in one send: the server must see two messages.
         sock.sendall(frame(b"echo one") + frame(b"echo two"))
-        assert read_frame(sock) == b"exit 0\none\n"
-        assert read_frame(sock) == b"exit 0\ntwo\n"
+        assert read_frame(sock) == reply(b"one\n")
+        assert read_frame(sock) == reply(b"two\n")
         # One request a byte at a time: the server must wait for all of it.
         for byte in frame(b"echo three"):
             sock.sendall(bytes([byte]))
-        assert read_frame(sock) == b"exit 0\nthree\n"
+        assert read_frame(sock) == reply(b"three\n")
     server.interrupt()
 
 
@@ -372,7 +386,8 @@ def test_upload_of_megabytes_with_progress(programs, tmp_path):
     blob = os.urandom(5 * 1024 * 1024 + 17)
     (tmp_path / "data.bin").write_bytes(blob)
     server, port = start_server(programs, "cpython", "upload_server.py", "--dir", directory)
-    done = run_example("cpython", "upload_client.py", "--port", str(port), str(tmp_path / "data.bin"))
+    done = run_example("cpython", "upload_client.py", "--port", str(port),
+                       str(tmp_path / "data.bin"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"saved data.bin (%d bytes)\n" % len(blob)
     assert b"data.bin: 100%" in done.stderr and b"%" in done.stderr.split(b"100%")[0]
