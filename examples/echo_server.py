@@ -27,9 +27,14 @@ def option(name, default):
     return default
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return
     address = (option("--host", "127.0.0.1"), int(option("--port", "8765")))
     server_class = socketse.ThreadingTCPServer if "--threading" in sys.argv else socketse.TCPServer
