@@ -240,7 +240,7 @@ def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
     server = serve(Server(("127.0.0.1", 0), Blocking))
     socks = [clients.send(server, b"%d\n" % i) for i in range(3)]
     assert wait_for(lambda: len(running) == 2)
-    wait_for(lambda: len(accepted) == 3, seconds=2.0)  # the third may wait in the backlog
+    wait_for(lambda: len(accepted) == 3, seconds=1.0)  # the third may wait in the backlog
     stopper = threading.Thread(target=server.shutdown)
     stopper.start()
     time.sleep(0.1)
@@ -285,7 +285,7 @@ def test_shutdown_at_the_bound_does_not_wait_for_a_handler(serve, clients):
     busy = clients.send(server, b"busy\n")
     assert wait_for(lambda: running)
     clients.send(server, b"waiting\n")  # no slot for it
-    wait_for(lambda: len(accepted) == 2, seconds=2.0)
+    wait_for(lambda: len(accepted) == 2, seconds=1.0)  # or it waits in the backlog
     stopper = threading.Thread(target=server.shutdown)
     stopper.start()
     stopper.join(2.0)
@@ -357,7 +357,7 @@ SHUTDOWN_AT_THE_BOUND = textwrap.dedent(r"""
     loop.join(10)
     closer = threading.Thread(target=server.server_close, daemon=True)
     closer.start()
-    closer.join(10)
+    closer.join(3)  # it takes milliseconds, unless the count never comes down
     print("closed", not closer.is_alive(), len(server._threads), flush=True)
 """)
 
