@@ -217,7 +217,19 @@ def test_silent_clients_at_the_bound_are_timed_out_and_others_served(serve, clie
     assert all(issubclass(error, (socket.timeout, TimeoutError)) for error in errors), errors
 
 
-def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
+def in_thread(function, seconds=TIMEOUT):
+    """Run function() in a daemon thread; whether it returned in time.  For
+    shutdown() and server_close() at the bound: should one get stuck, the
+    test fails instead of hanging the suite."""
+    thread = threading.Thread(target=function, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def blocking_server(max_threads):
+    """A server whose handlers block until `release` is set, recording the
+    lines they got and the connections the server accepted."""
     release = threading.Event()
     running = []
     accepted = []
@@ -231,69 +243,64 @@ def test_shutdown_and_server_close_with_handlers_at_the_bound(serve, clients):
             self.wfile.write(b"done\n")
 
     class Server(socketse.ThreadingTCPServer):
-        max_threads = 2
-
         def verify_request(self, request, client_address):
             accepted.append(client_address)
             return True
 
-    server = serve(Server(("127.0.0.1", 0), Blocking))
-    socks = [clients.send(server, b"%d\n" % i) for i in range(3)]
-    assert wait_for(lambda: len(running) == 2)
-    wait_for(lambda: len(accepted) == 3, seconds=1.0)  # the third may wait in the backlog
-    stopper = threading.Thread(target=server.shutdown)
-    stopper.start()
-    time.sleep(0.1)
-    release.set()
-    stopper.join(TIMEOUT)
-    assert not stopper.is_alive()
-    server.serving_thread.join(TIMEOUT)
-    assert not server.serving_thread.is_alive()
-    server.server_close()  # waits for every handler it started
-    assert len(server._threads) == 0
-    assert [clients.read_all(sock) for sock in socks[:2]] == [b"done\n"] * 2
-    # The third was waiting for a slot when shutdown() came: it is served,
-    # or closed unanswered (as the backlog is by server_close()); nothing else.
+    Server.max_threads = max_threads
+    server = Server(("127.0.0.1", 0), Blocking)
+    server.release, server.running, server.accepted = release, running, accepted
+    loop = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    loop.start()
+    return server, loop
+
+
+def test_shutdown_and_server_close_with_handlers_at_the_bound(clients):
+    server, loop = blocking_server(max_threads=2)
     try:
-        third = clients.read_all(socks[2])
-    except ConnectionResetError:
-        third = b""
-    assert third in (b"done\n", b"")
+        socks = [clients.send(server, b"%d\n" % i) for i in range(3)]
+        assert wait_for(lambda: len(server.running) == 2)
+        wait_for(lambda: len(server.accepted) == 3, seconds=1.0)  # or it waits in the backlog
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        time.sleep(0.1)
+        server.release.set()
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive()
+        loop.join(TIMEOUT)
+        assert not loop.is_alive()
+        assert in_thread(server.server_close), "server_close() did not return"
+        assert len(server._threads) == 0
+        assert [clients.read_all(sock) for sock in socks[:2]] == [b"done\n"] * 2
+        # The third was waiting for a slot when shutdown() came: it is
+        # served, or closed unanswered (as the backlog is by server_close()).
+        try:
+            third = clients.read_all(socks[2])
+        except ConnectionResetError:
+            third = b""
+        assert third in (b"done\n", b"")
+    finally:
+        server.release.set()
+        server.socket.close()
 
 
-def test_shutdown_at_the_bound_does_not_wait_for_a_handler(serve, clients):
-    release = threading.Event()
-    running = []
-    accepted = []
-
-    class Blocking(socketse.StreamRequestHandler):
-        timeout = TIMEOUT
-
-        def handle(self):
-            running.append(self.rfile.readline())
-            release.wait(TIMEOUT)  # a handler that is busy for a long time
-            self.wfile.write(b"done\n")
-
-    class Server(socketse.ThreadingTCPServer):
-        max_threads = 1
-
-        def verify_request(self, request, client_address):
-            accepted.append(client_address)
-            return True
-
-    server = serve(Server(("127.0.0.1", 0), Blocking))
-    busy = clients.send(server, b"busy\n")
-    assert wait_for(lambda: running)
-    clients.send(server, b"waiting\n")  # no slot for it
-    wait_for(lambda: len(accepted) == 2, seconds=1.0)  # or it waits in the backlog
-    stopper = threading.Thread(target=server.shutdown)
-    stopper.start()
-    stopper.join(2.0)
-    returned_while_busy = not stopper.is_alive()
-    release.set()
-    stopper.join(TIMEOUT)
-    assert clients.read_all(busy) == b"done\n"
-    assert returned_while_busy, "shutdown() waited for a busy handler"
+def test_shutdown_at_the_bound_does_not_wait_for_a_handler(clients):
+    server, loop = blocking_server(max_threads=1)
+    try:
+        busy = clients.send(server, b"busy\n")
+        assert wait_for(lambda: server.running)
+        clients.send(server, b"waiting\n")  # no slot for it
+        wait_for(lambda: len(server.accepted) == 2, seconds=1.0)  # or it waits in the backlog
+        returned_while_busy = in_thread(server.shutdown, seconds=2.0)
+        server.release.set()
+        loop.join(TIMEOUT)
+        assert not loop.is_alive()
+        assert clients.read_all(busy) == b"done\n"
+        assert in_thread(server.server_close), "server_close() did not return"
+        assert returned_while_busy, "shutdown() waited for a busy handler"
+    finally:
+        server.release.set()
+        server.socket.close()
 
 
 # In a process of its own: with the bug it guards against, a handler thread
