@@ -128,16 +128,6 @@ def _readiness_waiter(fds):
     return lambda timeout: select.select(fds, [], [], timeout)[0]
 
 
-def _wakeup_pair():
-    # type: () -> Tuple[Any, Any]
-    """A connected (reader, writer) pair that shutdown() writes to so that
-    the serving loop wakes at once; (None, None) where there is none, or no
-    select to wait on it with."""
-    if select is not None and hasattr(socket, "socketpair"):
-        return socket.socketpair()
-    return None, None
-
-
 if _thread is not None:
     _allocate_lock = _thread.allocate_lock
     _get_ident = _thread.get_ident
@@ -313,9 +303,12 @@ class BaseServer:
         """
         with self.__serving:
             self.__serving_thread = _get_ident()
-            wakeup_reader, self.__wakeup = _wakeup_pair()
             fds = (self.fileno(),)  # type: Tuple[int, ...]
-            if wakeup_reader is not None:
+            wakeup_reader = None
+            if select is not None and hasattr(socket, "socketpair"):
+                # What shutdown() writes to, waited on with our socket: the
+                # loop wakes at once.  Without select, accept() waits instead.
+                wakeup_reader, self.__wakeup = socket.socketpair()
                 fds += (wakeup_reader.fileno(),)
             wait = _readiness_waiter(fds)
             if wait is None:  # no select: accept() itself waits, briefly
@@ -788,6 +781,7 @@ class _HandlerThreads:
         self._all_done = _allocate_lock()  # held while any thread is busy
         # [wake-up lock, job] of each idle thread; None once closed
         self._idle = []  # type: Optional[list[list[Any]]]
+        self._waiting = False  # start() waits for room
         self._lent = False  # stop_waiting() released _room at the limit
 
     def __len__(self):
@@ -798,8 +792,10 @@ class _HandlerThreads:
         # type: (Callable[..., None], Tuple[Any, ...], bool) -> bool
         """Call run(*job) in a handler thread, an idle one if reuse, and
         return True; False if stop_waiting() ended the wait for room."""
-        self._room.acquire()  # only the serving thread starts: no race here
+        self._waiting = True  # only the serving thread starts: no race here
+        self._room.acquire()
         with self._lock:
+            self._waiting = False
             if self._lent:
                 self._lent = False  # _room stays held: still at the limit
                 return False
@@ -825,7 +821,7 @@ class _HandlerThreads:
         """Free a start() waiting for room: shutdown() must not wait for a
         handler to end."""
         with self._lock:
-            if self._busy == self._limit and not self._lent:
+            if self._waiting and self._busy == self._limit and not self._lent:
                 self._lent = True
                 self._room.release()
 
@@ -849,7 +845,9 @@ class _HandlerThreads:
         """Count a thread no longer busy; park its slot among the idle ones
         if it has one and the server is open.  Return whether it parked."""
         with self._lock:
-            if self._busy == self._limit:
+            if self._lent:  # stop_waiting() has released _room already
+                self._lent = False
+            elif self._busy == self._limit:
                 self._room.release()
             self._busy -= 1
             if not self._busy:

@@ -369,10 +369,6 @@ SHUTDOWN_AT_THE_BOUND = textwrap.dedent(r"""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "socketse bug, reported: shutdown() at the bound with the loop idle lends _room; "
-    "the busy handler's end then releases it again (RuntimeError), the count never "
-    "comes down and server_close() hangs; serving again drops the next request"))
 def test_shutdown_at_the_bound_then_serving_again_loses_nothing():
     """shutdown() while max_threads handlers are busy and the loop waits for
     connections; the busy handler ends afterwards; serving again, the next
