@@ -34,6 +34,16 @@ if os.environ.get("SOCKETSE_TEST_STDLIB") == "1":
 TIMEOUT = 10.0
 
 
+def wait_for(condition, seconds=TIMEOUT, step=0.01):
+    """Poll condition() until true or seconds pass; return its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
 # ---------------------------------------------------------------------------
 # Leak checks
 

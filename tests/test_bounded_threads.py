@@ -13,20 +13,9 @@ import textwrap
 import threading
 import time
 
-import pytest
 
 import socketse
-
-TIMEOUT = 10.0
-
-
-def wait_for(condition, seconds=TIMEOUT, step=0.01):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
+from conftest import TIMEOUT, wait_for
 
 
 class Concurrency:

@@ -7,8 +7,7 @@ import threading
 import pytest
 
 import socketse
-
-TIMEOUT = 10.0
+from conftest import TIMEOUT
 
 
 class FailsFirst(socketse.StreamRequestHandler):

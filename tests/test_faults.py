@@ -22,8 +22,8 @@ import time
 import pytest
 
 import socketse
+from conftest import TIMEOUT, wait_for
 
-TIMEOUT = 10.0
 
 LINGER_0 = struct.pack("ii", 1, 0)  # close() then resets the connection
 
@@ -39,15 +39,6 @@ def fd_count():
 
     gc.collect()
     return len(os.listdir("/proc/self/fd"))
-
-
-def wait_for(condition, seconds=TIMEOUT, step=0.01):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 class Reverse(socketse.StreamRequestHandler):

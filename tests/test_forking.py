@@ -9,10 +9,9 @@ import os
 import pytest
 
 import socketse
+from conftest import TIMEOUT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
-
-TIMEOUT = 10.0
 
 
 class Pid(socketse.StreamRequestHandler):

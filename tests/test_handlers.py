@@ -14,8 +14,7 @@ import threading
 import pytest
 
 import socketse
-
-TIMEOUT = 10.0
+from conftest import TIMEOUT
 
 
 def readable(sock):

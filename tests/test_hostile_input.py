@@ -17,12 +17,12 @@ import time
 import pytest
 
 import socketse
+from conftest import TIMEOUT
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-TIMEOUT = 10.0
 LIMIT = 64  # longest line a stream handler takes, its end of line included
 MAX_DATAGRAM = 512  # a datagram this long may have been cut: refused
 

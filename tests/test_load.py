@@ -19,8 +19,8 @@ import time
 import pytest
 
 import socketse
+from conftest import TIMEOUT, wait_for
 
-TIMEOUT = 10.0
 
 try:
     import _thread
@@ -35,16 +35,6 @@ def fd_count():
 
 def thread_count():
     return _thread._count() if _thread else threading.active_count()
-
-
-def wait_for(condition, seconds=TIMEOUT, step=0.02):
-    """Poll condition() until true or seconds pass; return its last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def run_threads(target, count, seconds):

@@ -6,8 +6,7 @@ import socket
 import pytest
 
 import socketse
-
-TIMEOUT = 10.0
+from conftest import TIMEOUT
 
 
 class Echo(socketse.BaseRequestHandler):

@@ -7,8 +7,7 @@ import textwrap
 import threading
 
 import socketse
-
-TIMEOUT = 10.0
+from conftest import TIMEOUT
 
 
 class LineEcho(socketse.StreamRequestHandler):

@@ -6,10 +6,9 @@ import socket
 import pytest
 
 import socketse
+from conftest import TIMEOUT
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
-
-TIMEOUT = 10.0
 
 
 class StreamEcho(socketse.StreamRequestHandler):
