@@ -335,9 +335,10 @@ class BaseServer:
         # type: () -> None
         """Stop the serve_forever() loop and wait until it has ended.
 
-        The loop wakes at once.  Called from a handler running in the
-        serving thread itself, it returns at once and the loop ends after
-        that request.
+        The loop wakes at once where the platform has socket.socketpair
+        and select, else within poll_interval.  Called in the serving
+        thread itself (by a handler, or a signal handler), it returns at
+        once and the loop ends after that request.
         """
         self.__shutdown_request = True
         self._wake_loop()
@@ -347,6 +348,7 @@ class BaseServer:
 
     def _wake_loop(self):
         # type: () -> None
+        """Make serve_forever() look at the shutdown request now."""
         wakeup = self.__wakeup
         if wakeup is not None:
             try:
