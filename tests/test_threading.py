@@ -6,6 +6,8 @@ import sys
 import textwrap
 import threading
 
+import pytest
+
 import socketse
 from conftest import TIMEOUT
 
@@ -93,12 +95,13 @@ def test_block_on_close_true_waits_for_a_slow_handler(clients):
     assert clients.read_all(sock) == b""
 
 
-def test_block_on_close_false_does_not_wait(clients):
-    class Server(socketse.ThreadingTCPServer):
-        block_on_close = False
-
+@pytest.mark.parametrize("attribute, value", [("block_on_close", False),
+                                               ("daemon_threads", True)])
+def test_server_close_does_not_wait_for_handlers(attribute, value, clients):
+    assert getattr(socketse.ThreadingMixIn, attribute) is not value  # the stdlib's default
+    server_class = type("Server", (socketse.ThreadingTCPServer,), {attribute: value})
     handler = blocking_handler()
-    server = Server(("127.0.0.1", 0), handler)
+    server = server_class(("127.0.0.1", 0), handler)
     clients.send(server, b"")
     server.handle_request()
     assert handler.started.wait(TIMEOUT)
@@ -108,25 +111,6 @@ def test_block_on_close_false_does_not_wait(clients):
     assert handler.done.wait(TIMEOUT)
     closer.join(TIMEOUT)
     assert returned, "server_close() waited for the handler"
-    assert busy_when_closed
-
-
-def test_daemon_threads_are_not_waited_for_by_server_close(clients):
-    class Server(socketse.ThreadingTCPServer):
-        daemon_threads = True
-
-    assert socketse.ThreadingMixIn.daemon_threads is False
-    handler = blocking_handler()
-    server = Server(("127.0.0.1", 0), handler)
-    clients.send(server, b"")
-    server.handle_request()
-    assert handler.started.wait(TIMEOUT)
-    closer, returned = close_in_thread(server)
-    busy_when_closed = not handler.done.is_set()
-    handler.released.set()
-    assert handler.done.wait(TIMEOUT)
-    closer.join(TIMEOUT)
-    assert returned, "server_close() waited for a daemon handler"
     assert busy_when_closed
 
 
