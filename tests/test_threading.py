@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import socketse
-from conftest import TIMEOUT
+from conftest import TIMEOUT, wait_for
 
 
 class LineEcho(socketse.StreamRequestHandler):
@@ -188,3 +188,28 @@ def test_threading_udp_server_serves(serve, clients):
     assert clients.exchange_datagram(server, b"threaded") == b"THREADED"
     assert clients.exchange_datagram(server, b"again") == b"AGAIN"
     assert server.serving_thread.ident not in threads
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_reuse_threads_keeps_handler_threads_for_the_next_request(reuse, clients):
+    # A thread-local value set by one request is still there for the next
+    # one only when the thread was reused; False is the stdlib's fresh thread.
+    local = threading.local()
+    seen = []
+
+    class Handler(socketse.BaseRequestHandler):
+        def handle(self):
+            seen.append(getattr(local, "mark", None))
+            local.mark = "set by an earlier request"
+
+    class Server(socketse.ThreadingTCPServer):
+        reuse_threads = reuse
+
+    with Server(("127.0.0.1", 0), Handler) as server:
+        for _ in range(3):
+            sock = clients.send(server, b"x")
+            server.handle_request()
+            clients.read_all(sock)  # the handler has finished with it
+            assert wait_for(lambda: len(server._threads) == 0)
+    assert seen[0] is None
+    assert seen[1:] == (["set by an earlier request"] * 2 if reuse else [None, None])
