@@ -15,10 +15,14 @@ at once and take the load in turn, round by round (A B C A B C ...), and
 the report gives each variant's median over the rounds, and the ratios
 between variants as the median of the ratios within each round.
 
-Cases: tcp_sync, tcp_threading, tcp_forking, udp, line, http (wrk drives it
-where installed, the Python client otherwise), shutdown (latency of
-shutdown(), p50 and p99), import (time and modules added), and on
-MicroPython mp_tcp_sync and mp_udp (socketse against the bare loop).
+Cases: tcp_sync, tcp_threading, tcp_forking, udp, line, line_threading, http
+(wrk drives it where installed, the Python client otherwise), shutdown
+(latency of shutdown(), p50 and p99), import (time and modules added), and
+on MicroPython mp_tcp_sync and mp_udp (socketse against the bare loop).
+The steps_ cases (steps_tcp_sync, steps_udp, and mp_ ones on MicroPython)
+show where socketse's time goes: their variants go from the bare loop to
+serve_forever() one layer at a time, and the server CPU per request of each
+row, less the row above, is what that layer costs.
 
 A full run writes bench/results.md and bench/results.svg (or into --output
 DIR); --quick and --smoke only print, unless --output is given.  --smoke is
@@ -55,7 +59,7 @@ STARTUP_TIMEOUT = 20
 class Case:
     def __init__(self, name, title, short, kind, clients=4,
                  variants=("socketse", "stdlib", "bare"), server_case=None, micropython=False,
-                 unit="req/s", targets=()):
+                 unit="req/s", targets=(), steps=False):
         self.name = name
         self.title = title  # in the table
         self.short = short  # in the chart
@@ -66,6 +70,7 @@ class Case:
         self.micropython = micropython
         self.unit = unit
         self.targets = targets  # ((against, minimum ratio), ...)
+        self.steps = steps  # variants: the layers of socketse, added one by one
 
 
 CASES = [
@@ -77,6 +82,9 @@ CASES = [
     Case("udp", "UDP echo (UDPServer)", "UDP echo", "udp", targets=(("bare", 0.95),)),
     Case("line", "line protocol: StreamRequestHandler on TCPServer, 4 lines a connection",
          "line protocol (rfile/wfile)", "line", unit="conn/s", targets=(("stdlib", 1.2),)),
+    Case("line_threading", "line protocol: StreamRequestHandler on ThreadingTCPServer, "
+         "4 lines a connection", "line protocol, threading", "line", unit="conn/s",
+         targets=(("stdlib", 1.2),)),
     Case("http", "HTTP: BaseHTTPRequestHandler on a threading server",
          "HTTP (http.server handler)", "http", targets=(("stdlib", 1.1),)),
     Case("shutdown", "shutdown() latency (TCPServer)", "shutdown() latency, p99", "shutdown",
@@ -89,6 +97,21 @@ CASES = [
     Case("mp_udp", "MicroPython: UDP echo (UDPServer)", "MicroPython: UDP echo", "udp",
          variants=("socketse", "bare"), server_case="udp", micropython=True,
          targets=(("bare", 0.9),)),
+]
+# Where socketse's time goes: from the bare loop to serve_forever(), one layer
+# added at each step (bench/servers.py says what each adds).
+STEPS = ("bare", "+handler", "+hooks", "+get_request", "socketse")
+CASES += [
+    Case("steps_tcp_sync", "steps to socketse: sync TCP echo", "steps: sync TCP echo", "tcp",
+         variants=STEPS, server_case="tcp_sync", steps=True),
+    Case("steps_udp", "steps to socketse: UDP echo", "steps: UDP echo", "udp",
+         variants=STEPS, server_case="udp", steps=True),
+    Case("mp_steps_tcp_sync", "MicroPython: steps to socketse: sync TCP echo",
+         "MicroPython steps: sync TCP echo", "tcp", variants=STEPS, server_case="tcp_sync",
+         micropython=True, steps=True),
+    Case("mp_steps_udp", "MicroPython: steps to socketse: UDP echo",
+         "MicroPython steps: UDP echo", "udp", variants=STEPS, server_case="udp",
+         micropython=True, steps=True),
 ]
 CASE_NAMES = [case.name for case in CASES]
 

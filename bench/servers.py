@@ -12,6 +12,7 @@ by hand: the physical limit on this interpreter).  CASE is one of
 - ``udp``: UDP echo, one datagram in, the same one out
 - ``line``: a line protocol on a single-threaded server: every line read
   with rfile.readline() is written back with wfile.write()
+- ``line_threading``: the same line protocol, a thread per connection
 - ``http``: an http.server.BaseHTTPRequestHandler returning a small body, on
   a thread-per-connection server
 - ``shutdown``: no server for clients; starts a server ARG times (default
@@ -20,6 +21,21 @@ by hand: the physical limit on this interpreter).  CASE is one of
 - ``import``: times the import of the variant's module in this fresh
   interpreter (after ``import socket``, which every variant needs) and
   prints ``IMPORT <s> <count> <modules added>``
+
+For tcp_sync and udp, VARIANT may also be a step between the bare loop and
+socketse's serve_forever(), each adding one layer of socketse to the one
+before, so that the cost of each layer shows as a difference:
+
+- ``+handler``: the bare loop, with each request handled by a socketse
+  request handler object (its __init__, setup(), handle() and finish())
+- ``+hooks``: each request also goes through the server's hooks, as
+  serve_forever() calls them: verify_request(), process_request(),
+  finish_request(), shutdown_request() and close_request()
+- ``+get_request``: the request also comes from get_request() (accept() or
+  recvfrom(), and on MicroPython the translation of the client's address)
+- ``socketse``: serve_forever() itself, which also waits for readiness
+  before each request (the wait that lets shutdown() wake it at once) and
+  calls service_actions()
 
 A server binds 127.0.0.1:PORT (0: any free port), prints ``READY <port>``
 and serves until it is killed.  A variant this interpreter cannot run
@@ -164,6 +180,8 @@ def library_server(variant, case, port):
         return base.UDPServer((HOST, port), datagram_handler(base))
     if case == "line":
         return base.TCPServer((HOST, port), line_handler(base))
+    if case == "line_threading":
+        return base.ThreadingTCPServer((HOST, port), line_handler(base))
     if case == "http":
         handler = http_handler()
         if variant == "stdlib":
@@ -249,21 +267,32 @@ def bare_udp(sock):
         sock.sendto(data, address)
 
 
+def bare_line_connection(conn):
+    rfile = conn.makefile("rb")
+    try:
+        while True:
+            line = rfile.readline()
+            if not line:
+                break
+            conn.sendall(line)
+    except OSError:
+        pass
+    finally:
+        rfile.close()
+        conn.close()
+
+
 def bare_line(sock):
     while True:
         conn, _ = sock.accept()
-        rfile = conn.makefile("rb")
-        try:
-            while True:
-                line = rfile.readline()
-                if not line:
-                    break
-                conn.sendall(line)
-        except OSError:
-            pass
-        finally:
-            rfile.close()
-            conn.close()
+        bare_line_connection(conn)
+
+
+def bare_line_threading(sock):
+    import _thread
+    while True:
+        conn, _ = sock.accept()
+        _thread.start_new_thread(bare_line_connection, (conn,))
 
 
 def bare_http(sock):
@@ -296,6 +325,7 @@ BARE = {
     "tcp_forking": bare_tcp_forking,
     "udp": bare_udp,
     "line": bare_line,
+    "line_threading": bare_line_threading,
     "http": bare_http,
 }
 
@@ -314,6 +344,40 @@ def serve_bare(case, port):
         BARE[case](sock)
     finally:
         sock.close()
+
+
+# ---------------------------------------------------------------------------
+# The steps from the bare loop to serve_forever(): one layer of socketse each
+# ---------------------------------------------------------------------------
+
+STEPS = ("+handler", "+hooks", "+get_request")
+
+
+def serve_step(variant, case, port):
+    if case not in ("tcp_sync", "udp"):
+        raise Unavailable("no steps for %s" % case)
+    server = library_server("socketse", case, port)
+    sock, handler = server.socket, server.RequestHandlerClass
+    ready(bound_port(sock, port))
+    if case == "tcp_sync":
+        def request():
+            return sock.accept()
+    else:
+        def request():
+            data, address = sock.recvfrom(server.max_packet_size)
+            return (data, sock), address
+    if variant == "+get_request":
+        request = server.get_request
+    try:
+        while True:
+            conn, address = request()
+            if variant == "+handler":
+                handler(conn, address, server)
+                server.close_request(conn)
+            elif server.verify_request(conn, address):
+                server.process_request(conn, address)
+    finally:
+        server.server_close()
 
 
 # ---------------------------------------------------------------------------
@@ -426,6 +490,8 @@ def main(argv):
             shutdown_latencies(variant, int(extra or 50))
         elif variant == "bare":
             serve_bare(case, port)
+        elif variant in STEPS:
+            serve_step(variant, case, port)
         else:
             serve_library(variant, case, port)
     except Unavailable as why:
