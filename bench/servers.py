@@ -350,7 +350,7 @@ def serve_bare(case, port):
 # The steps from the bare loop to serve_forever(): one layer of socketse each
 # ---------------------------------------------------------------------------
 
-STEPS = ("+handler", "+hooks", "+get_request")
+INTERMEDIATE_STEPS = ("+handler", "+hooks", "+get_request")  # bench/run.py adds bare and socketse
 
 
 def serve_step(variant, case, port):
@@ -490,7 +490,7 @@ def main(argv):
             shutdown_latencies(variant, int(extra or 50))
         elif variant == "bare":
             serve_bare(case, port)
-        elif variant in STEPS:
+        elif variant in INTERMEDIATE_STEPS:
             serve_step(variant, case, port)
         else:
             serve_library(variant, case, port)
