@@ -111,21 +111,30 @@ def _readable_address(family, address):
     return socket.inet_ntop(family, host), port
 
 
-def _readiness_waiter(fds):
-    # type: (Tuple[int, ...]) -> Optional[Callable[[Optional[float]], Any]]
+def _readiness_waiter(server, wakeup=None):
+    # type: (Any, Any) -> Optional[Callable[[Optional[float]], Any]]
     """A function that waits up to a timeout in seconds (None: for ever) until
-    one of the descriptors is readable, and returns whether one is; None
-    where there is no select module."""
+    the server, or the wakeup socket, is readable, and tells whether one is;
+    None where there is no select module."""
     if select is None:
         return None
-    if hasattr(select, "poll"):
+    waited = [server] if wakeup is None else [server, wakeup]
+    if not hasattr(select, "poll"):
+        return lambda timeout: select.select(waited, [], [], timeout)[0]
+    poller = select.poll()
+    try:
+        # The descriptor, so that a BaseServer offering fileno() alone works.
+        poller.register(server.fileno(), select.POLLIN)
+    except (AttributeError, OSError):
+        # Boards: lwIP sockets have no fileno(), and board builds of poll()
+        # take objects only.  A failed register() can spoil a poller.
         poller = select.poll()
-        for fd in fds:  # a descriptor, never an object: MicroPython needs that
-            poller.register(fd, select.POLLIN)
-        # MicroPython's poll takes whole milliseconds only.
-        return lambda timeout: poller.poll(
-            -1 if timeout is None else int(timeout * 1000 + 0.999))
-    return lambda timeout: select.select(fds, [], [], timeout)[0]
+        poller.register(server.socket, select.POLLIN)
+    for other in waited[1:]:
+        poller.register(other, select.POLLIN)
+    # Whole milliseconds: MicroPython's poll() takes no float.
+    return lambda timeout: poller.poll(
+        -1 if timeout is None else int(timeout * 1000 + 0.999))
 
 
 if _thread is not None:
@@ -145,6 +154,31 @@ else:
             pass
 
     _get_ident = int  # the one thread's ident: int() is 0
+
+# Boards have no sys.exc_info (MicroPython's unix and windows ports alone
+# enable it): there, the error handed to handle_error() is noted per thread,
+# for the default handle_error() to print.
+_errors_noted = {}  # type: dict[int, BaseException]
+_errors_lock = _allocate_lock()
+
+
+def _handle_error(server, request, client_address, error):
+    # type: (Any, Any, Any, BaseException) -> None
+    """server.handle_error() for this error."""
+    if not hasattr(sys, "exc_info"):
+        with _errors_lock:
+            _errors_noted[_get_ident()] = error
+    server.handle_error(request, client_address)
+
+
+def _current_error():
+    # type: () -> Any
+    """The error that handle_error() is called for."""
+    if hasattr(sys, "exc_info"):
+        return sys.exc_info()[1]
+    with _errors_lock:
+        return _errors_noted.pop(_get_ident(), None)
+
 
 try:
     from io import BufferedIOBase as _BinaryFile
@@ -202,10 +236,10 @@ class _SocketFile(_BinaryFile):
         view = memoryview(data)
         if hasattr(view, "cast"):  # count bytes, not items of a wider format
             view = view.cast("B")
-        sent = self._sock.send(view)
-        while sent < len(view):
+        sent = 0
+        while sent < len(view):  # never send(b""): esp32 takes it for a timeout
             sent += self._sock.send(view[sent:])
-        return len(view)
+        return sent
 
     def read(self, size=-1):
         # type: (Optional[int]) -> bytes
@@ -221,47 +255,24 @@ class _SocketFile(_BinaryFile):
 # ---------------------------------------------------------------------------
 
 class BaseServer:
-    """Base class for server classes: the serving loop, without a socket.
+    """The serving loop, with no socket of its own: a subclass supplies
+    fileno() and get_request().
 
-    Methods for the caller:
+    What callers use: the constructor (server_address, RequestHandlerClass);
+    serve_forever(poll_interval=0.5) until shutdown() from another thread,
+    a handler or a signal handler; or handle_request() for one request at a
+    time; server_close(), or a ``with`` block, to release the server.
 
-    - __init__(server_address, RequestHandlerClass)
-    - serve_forever(poll_interval=0.5)
-    - shutdown()
-    - handle_request()  # if you do not use serve_forever()
-    - fileno() -> int   # for selector
+    What a subclass may override, in the order the loop calls them:
+    get_request(), verify_request(), process_request(), which calls
+    finish_request() and then shutdown_request(), which calls
+    close_request(); handle_error() when a request raises;
+    handle_timeout() when handle_request() waited self.timeout for nothing;
+    service_actions() on every round of serve_forever(); server_activate()
+    and server_close() at the ends of the server's life.
 
-    Methods that may be overridden:
-
-    - server_bind()
-    - server_activate()
-    - get_request() -> request, client_address
-    - handle_timeout()
-    - verify_request(request, client_address)
-    - server_close()
-    - process_request(request, client_address)
-    - shutdown_request(request)
-    - close_request(request)
-    - service_actions()
-    - handle_error()
-
-    Methods for derived classes:
-
-    - finish_request(request, client_address)
-
-    Class variables that may be overridden by derived classes or
-    instances:
-
-    - timeout
-    - address_family
-    - socket_type
-    - allow_reuse_address
-    - allow_reuse_port
-
-    Instance variables:
-
-    - RequestHandlerClass
-    - socket
+    Attributes: server_address, RequestHandlerClass, socket (None here),
+    timeout (for handle_request(); None waits for ever).
     """
 
     timeout = None  # type: Optional[float]
@@ -278,45 +289,39 @@ class BaseServer:
 
     def __init__(self, server_address, RequestHandlerClass):
         # type: (Any, Any) -> None
-        """Constructor.  May be extended, do not override."""
+        """Keep the address and the handler class; subclasses that extend
+        this call it first."""
         self.server_address = server_address
         self.RequestHandlerClass = RequestHandlerClass
-        self.__shutdown_request = False
+        # Not name-mangled (MicroPython mangles nothing): ThreadingMixIn reads it.
+        self._stopping = False
         self.__wakeup = None  # type: Any
         self.__serving = _allocate_lock()  # held while serve_forever runs
         self.__serving_thread = None  # type: Optional[int]
 
     def server_activate(self):
         # type: () -> None
-        """Called by constructor to activate the server.
-
-        May be overridden.
-        """
-        pass
+        """Make the server ready to receive requests; nothing to do here."""
 
     def serve_forever(self, poll_interval=0.5):
         # type: (float) -> None
-        """Handle one request at a time until shutdown().
-
-        Calls service_actions() at least every poll_interval seconds.
-        Ignores self.timeout.
-        """
+        """Serve requests one after another until shutdown() is called,
+        calling service_actions() at least every poll_interval seconds.
+        self.timeout plays no part here."""
         with self.__serving:
             self.__serving_thread = _get_ident()
-            fds = (self.fileno(),)  # type: Tuple[int, ...]
             wakeup_reader = None
             if select is not None and hasattr(socket, "socketpair"):
                 # What shutdown() writes to, waited on with our socket: the
                 # loop wakes at once.  Without select, accept() waits instead.
                 wakeup_reader, self.__wakeup = socket.socketpair()
-                fds += (wakeup_reader.fileno(),)
-            wait = _readiness_waiter(fds)
+            wait = _readiness_waiter(self, wakeup_reader)
             if wait is None:  # no select: accept() itself waits, briefly
                 self.socket.settimeout(poll_interval)
             try:
-                while not self.__shutdown_request:
+                while not self._stopping:
                     ready = wait(poll_interval) if wait else True
-                    if self.__shutdown_request:
+                    if self._stopping:
                         break
                     if ready:
                         self._handle_request_noblock()
@@ -324,23 +329,25 @@ class BaseServer:
             finally:
                 if wait is None:
                     self.socket.settimeout(None)
-                self.__shutdown_request = False
-                self.__serving_thread = None
+                self._stopping = False
                 if wakeup_reader is not None:
                     self.__wakeup.close()
                     wakeup_reader.close()
                 self.__wakeup = None
+        # __serving_thread keeps its value: a signal handler calling
+        # shutdown() in this thread, however late, must not wait for a lock
+        # its own thread may still hold.
 
     def shutdown(self):
         # type: () -> None
-        """Stop the serve_forever() loop and wait until it has ended.
+        """Ask serve_forever() to stop, and wait until it has stopped.
 
         The loop wakes at once where the platform has socket.socketpair
         and select, else within poll_interval.  Called in the serving
         thread itself (by a handler, or a signal handler), it returns at
         once and the loop ends after that request.
         """
-        self.__shutdown_request = True
+        self._stopping = True
         self._wake_loop()
         if self.__serving_thread != _get_ident():
             with self.__serving:
@@ -358,33 +365,20 @@ class BaseServer:
 
     def service_actions(self):
         # type: () -> None
-        """Called by the serve_forever() loop.
-
-        May be overridden by a subclass / Mixin to implement any code that
-        needs to be run during the loop.
-        """
-        pass
-
-    # - handle_request() is the top-level call.  It waits for the socket,
-    #   then calls get_request(), verify_request() and process_request()
-    # - get_request() is different for stream or datagram sockets
-    # - process_request() is the place that may fork a new process or create
-    #   a new thread to finish the request
-    # - finish_request() instantiates the request handler class; this
-    #   constructor will handle the request all by itself
+        """Run by serve_forever() on every round, idle or not: a place for
+        periodic work.  Does nothing here."""
 
     def handle_request(self):
         # type: () -> None
-        """Handle one request, possibly blocking.
-
-        Respects self.timeout, and the socket's own timeout if it has one.
-        """
+        """Wait for one request and handle it, or call handle_timeout() if
+        none comes within self.timeout (or the socket's own timeout, if
+        shorter)."""
         timeout = self.timeout
         gettimeout = getattr(self.socket, "gettimeout", None)
         socket_timeout = gettimeout() if gettimeout else None
         if timeout is None or (socket_timeout is not None and socket_timeout < timeout):
             timeout = socket_timeout
-        wait = _readiness_waiter((self.fileno(),))
+        wait = _readiness_waiter(self)
         if wait is not None:
             if not wait(timeout):
                 return self.handle_timeout()
@@ -400,10 +394,7 @@ class BaseServer:
 
     def _handle_request_noblock(self):
         # type: () -> None
-        """Handle one request, without blocking.
-
-        The socket is readable, so get_request() should not block.
-        """
+        """Take the request that is waiting and handle it."""
         try:
             request, client_address = self.get_request()
         except OSError as error:
@@ -417,51 +408,43 @@ class BaseServer:
 
     def _process_verified(self, request, client_address):
         # type: (Any, Any) -> None
-        if self.verify_request(request, client_address):
-            try:
+        """verify_request(), then process_request(), which owns the request
+        from then on; on a refusal or an error, the request is closed here,
+        whatever handle_error() does."""
+        handed_over = False
+        try:
+            if self.verify_request(request, client_address):
                 self.process_request(request, client_address)
-            except Exception:
-                self.handle_error(request, client_address)
+                handed_over = True
+        except Exception as error:
+            _handle_error(self, request, client_address, error)
+        finally:
+            if not handed_over:
                 self.shutdown_request(request)
-            except BaseException:  # SystemExit, KeyboardInterrupt
-                self.shutdown_request(request)
-                raise
-        else:
-            self.shutdown_request(request)
 
     def handle_timeout(self):
         # type: () -> None
-        """Called if no new request arrives within self.timeout.
-
-        Overridden by ForkingMixIn.
-        """
-        pass
+        """Called by handle_request() when no request came in time; does
+        nothing here."""
 
     def verify_request(self, request, client_address):
         # type: (Any, Any) -> bool
-        """Verify the request.  May be overridden.
-
-        Return True if we should proceed with this request.
-        """
+        """Whether to handle this request (False closes it unanswered);
+        every request is accepted here."""
         return True
 
     def process_request(self, request, client_address):
         # type: (Any, Any) -> None
-        """Call finish_request.
-
-        Overridden by ForkingMixIn and ThreadingMixIn.
-        """
+        """Handle the request in this thread, then close it.  The mix-ins
+        hand it to a thread or a child process instead."""
         self.finish_request(request, client_address)
         self.shutdown_request(request)
 
     def server_close(self):
         # type: () -> None
-        """Called to clean-up the server.
-
-        May be overridden.  The mix-ins wait here for their handlers
+        """Release the server.  The mix-ins wait here for their handlers
         (block_on_close), through _wait_for_handlers, so that they need no
-        cooperative super(), which MicroPython lacks.
-        """
+        cooperative super(), which MicroPython lacks."""
         self._wait_for_handlers()
 
     def _wait_for_handlers(self):
@@ -470,32 +453,30 @@ class BaseServer:
 
     def finish_request(self, request, client_address):
         # type: (Any, Any) -> None
-        """Finish one request by instantiating RequestHandlerClass."""
+        """Handle the request: make a RequestHandlerClass for it."""
         self.RequestHandlerClass(request, client_address, self)
 
     def shutdown_request(self, request):
         # type: (Any) -> None
-        """Called to shutdown and close an individual request."""
+        """End the request; here that is close_request()."""
         self.close_request(request)
 
     def close_request(self, request):
         # type: (Any) -> None
-        """Called to clean up an individual request."""
-        pass
+        """Release what the request holds; nothing here."""
 
     def handle_error(self, request, client_address):
         # type: (Any, Any) -> None
-        """Handle an error gracefully.  May be overridden.
-
-        The default is to print a traceback and continue.
-        """
+        """Report the error a request raised: its traceback, to stderr.  The
+        request is closed afterwards whatever this does, and the server goes
+        on serving."""
         print('-' * 40 + '\nException occurred during processing of request from',
               client_address, file=sys.stderr)
-        kind, error, trace = sys.exc_info()
+        error = _current_error()
         if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
             sys.print_exception(error, sys.stderr)
         else:  # the interpreter's own display: nothing to import
-            sys.__excepthook__(kind, error, trace)  # type: ignore[arg-type]
+            sys.__excepthook__(type(error), error, error.__traceback__)
         print('-' * 40, file=sys.stderr)
 
     def __enter__(self):
@@ -690,59 +671,54 @@ else:
 
 if hasattr(os, "fork"):
     class ForkingMixIn(_MixIn):
-        """Mix-in class to handle each request in a new process."""
+        """Handle each request in a child process of its own.
+
+        What a subclass may set: max_children (while this many children
+        live, serving waits for one to exit), block_on_close (whether
+        server_close() waits for every child), timeout (300 s: how long
+        handle_request() waits before it reaps children anyway).
+        active_children is the set of children not yet reaped, None
+        before the first; collect_children() reaps those that have exited,
+        and serve_forever() calls it on every round.
+        """
 
         timeout = 300  # type: Optional[float]
         active_children = None  # type: Any
         max_children = 40
-        # If true, server_close() waits until all child processes complete.
         block_on_close = True
 
         def collect_children(self, *, blocking=False):
             # type: (bool) -> None
-            """Internal routine to wait for children that have exited."""
-            if self.active_children is None:
-                return
-            # Above max_children, wait for any child: that reaps the
-            # defunct ones in one call each, but may reap children this
-            # server did not start, so only there.
-            while len(self.active_children) >= self.max_children:
-                try:
-                    pid, _ = os.waitpid(-1, 0)
-                    self.active_children.discard(pid)
-                except ChildProcessError:  # no children left at all
-                    self.active_children.clear()
-                except OSError:
-                    break
-            for pid in self.active_children.copy():
-                try:
-                    pid, _ = os.waitpid(pid, 0 if blocking else os.WNOHANG)
-                    # pid is 0, and ignored, if the child has not exited yet
-                    self.active_children.discard(pid)
-                except ChildProcessError:  # someone else reaped it
-                    self.active_children.discard(pid)
-                except OSError:
-                    pass
+            """Reap the children that have exited (with blocking, wait for
+            each); then, while max_children still live, wait for one."""
+            children = self.active_children
+            while children:
+                for pid in list(children):
+                    try:
+                        ended = os.waitpid(pid, 0 if blocking else os.WNOHANG)[0]
+                    except OSError:  # reaped already, by other code
+                        ended = pid
+                    if ended:
+                        children.discard(pid)
+                if len(children) < self.max_children:
+                    return
+                # Only waitpid(-1) waits for "any child", and it would reap
+                # children that other code of this process waits for.
+                import time
+                time.sleep(0.01)
 
         def handle_timeout(self):
             # type: () -> None
-            """Wait for zombies after self.timeout seconds of inactivity.
-
-            May be extended, do not override.
-            """
             self.collect_children()
 
         def service_actions(self):
             # type: () -> None
-            """Collect the zombie child processes regularly in the ForkingMixIn.
-
-            service_actions is called in the BaseServer's serve_forever loop.
-            """
             self.collect_children()
 
         def process_request(self, request, client_address):
             # type: (Any, Any) -> None
-            """Fork a new subprocess to process the request."""
+            """Fork: the child handles the request and exits; the parent
+            closes its copy of the request and serves on."""
             pid = os.fork()
             if pid:
                 if self.active_children is None:
@@ -750,41 +726,61 @@ if hasattr(os, "fork"):
                 self.active_children.add(pid)
                 self.close_request(request)
                 return
-            # The child must never return into the serving loop.
-            status = 1
+            status = 1  # the child's exit status; it never returns to the loop
             try:
-                self.finish_request(request, client_address)
-                status = 0
-            except Exception:
-                self.handle_error(request, client_address)
-            finally:
                 try:
-                    self.shutdown_request(request)
-                finally:
-                    os._exit(status)
+                    self.finish_request(request, client_address)
+                    status = 0
+                except Exception as error:
+                    _handle_error(self, request, client_address, error)
+                self.shutdown_request(request)
+            finally:
+                os._exit(status)
 
         def _wait_for_handlers(self):
             # type: () -> None
             self.collect_children(blocking=self.block_on_close)
 
 
-class _HandlerThreads:
-    """The handler threads of a ThreadingMixIn server, kept without the
-    threading module.  len() counts those busy with a request; start() waits
-    while `limit` are busy, then hands the request to an idle thread where one
-    waits; join() waits until none is busy; close() ends the idle ones."""
+def _release(lock):
+    # type: (Any) -> None
+    """Release a lock that someone else may have released first."""
+    try:
+        lock.release()
+    except RuntimeError:
+        pass
 
-    def __init__(self, limit):
-        # type: (Optional[int]) -> None
+
+class _HandlerThreads:
+    """The handler threads of one ThreadingMixIn server, kept with _thread.
+
+    The serving thread alone calls start(); a handler thread calls
+    _finish() after each request, then parks until start() hands it the
+    next one, or close() ends it.  Under _lock, these hold:
+
+    - _busy counts the requests handed over and not finished, and never
+      exceeds _limit: max_threads, or fewer once the platform refused a
+      thread (the Pico W has one to give), so a refused request waits for
+      a busy thread as it would at max_threads;
+    - _parked holds a [wake-up lock, job] slot per parked thread; None
+      once closed;
+    - _all_done is held while _busy is not 0, for join().
+
+    A start() that finds no room publishes a fresh, held lock as _waiter,
+    and sleeps on it until a _finish() or stop_waiting() releases it.
+    stop_waiting() takes no lock, so shutdown() may call it from a signal
+    handler while the serving thread holds _lock.
+    """
+
+    def __init__(self, limit, stopping):
+        # type: (Optional[int], Callable[[], bool]) -> None
         self._limit = limit
+        self._stopping = stopping
         self._busy = 0
         self._lock = _allocate_lock()
-        self._room = _allocate_lock()  # held while `limit` threads are busy
-        self._all_done = _allocate_lock()  # held while any thread is busy
-        # [wake-up lock, job] of each idle thread; None once closed
-        self._idle = []  # type: Optional[list[list[Any]]]
-        self._waiting = False  # start() waits for room
-        self._lent = False  # stop_waiting() released _room at the limit
+        self._all_done = _allocate_lock()
+        self._parked = []  # type: Optional[list[list[Any]]]
+        self._waiter = None  # type: Any
 
     def __len__(self):
         # type: () -> int
@@ -792,72 +788,84 @@ class _HandlerThreads:
 
     def start(self, run, job, reuse):
         # type: (Callable[..., None], Tuple[Any, ...], bool) -> bool
-        """Call run(*job) in a handler thread, an idle one if reuse, and
-        return True; False if stop_waiting() ended the wait for room."""
-        self._waiting = True  # only the serving thread starts: no race here
-        self._room.acquire()
-        with self._lock:
-            self._waiting = False
-            if self._lent:
-                self._lent = False  # _room stays held: still at the limit
-                return False
-            if not self._busy:
-                self._all_done.acquire()
-            self._busy += 1
-            if self._busy != self._limit:
-                self._room.release()
-            idle = self._idle.pop() if reuse and self._idle else None
-        if idle:
-            idle[1] = job
-            idle[0].release()
-            return True
-        try:
-            _thread.start_new_thread(self._work, (run, job, reuse))
-        except BaseException:
-            self._finish(None)
-            raise
-        return True
+        """Call run(*job) in a handler thread, a parked one if reuse, and
+        return True; False, without calling it, if stopping() turned true
+        while there was no room."""
+        for attempt in range(20):
+            while True:
+                with self._lock:
+                    if self._limit is None or self._busy < self._limit:
+                        if not self._busy:
+                            self._all_done.acquire()
+                        self._busy += 1
+                        slot = self._parked.pop() if reuse and self._parked else None
+                        break
+                    waiter = self._waiter = _allocate_lock()
+                    waiter.acquire()
+                # Published before stopping() is read: a shutdown() either
+                # comes first and is seen, or finds the waiter and frees it.
+                if self._stopping():
+                    return False
+                waiter.acquire()
+            if slot:
+                slot[1] = job
+                slot[0].release()
+                return True
+            try:
+                _thread.start_new_thread(self._work, (run, job, reuse))
+                return True
+            except (OSError, RuntimeError) as refusal:  # no thread to be had
+                error = refusal
+                self._finish(None)
+                with self._lock:
+                    busy = self._busy
+                    if busy:  # wait for one of those, as at max_threads
+                        self._limit = busy
+                if not busy:  # a thread that has ended may not be gone yet (rp2)
+                    import time
+                    time.sleep(0.05)
+        raise error
 
     def stop_waiting(self):
         # type: () -> None
-        """Free a start() waiting for room: shutdown() must not wait for a
+        """Free a start() waiting for room: shutdown() never waits for a
         handler to end."""
-        with self._lock:
-            if self._waiting and self._busy == self._limit and not self._lent:
-                self._lent = True
-                self._room.release()
+        waiter = self._waiter
+        if waiter:
+            _release(waiter)
 
     def _work(self, run, job, reuse):
         # type: (Callable[..., None], Optional[Tuple[Any, ...]], bool) -> None
-        slot = [_allocate_lock(), None]  # type: list[Any]
-        slot[0].acquire()
+        slot = None  # type: Any
         while job:
             try:
                 run(*job)
+                if reuse and not slot:
+                    slot = [_allocate_lock(), None]
+                    slot[0].acquire()
             except BaseException:  # SystemExit ends the thread, as in the stdlib
                 self._finish(None)
                 raise
-            if not self._finish(slot if reuse else None):
+            if not self._finish(slot):
                 return
             slot[0].acquire()  # until start() hands over a job, or close() None
             job = slot[1]
 
     def _finish(self, slot):
-        # type: (Optional[list[Any]]) -> bool
-        """Count a thread no longer busy; park its slot among the idle ones
-        if it has one and the server is open.  Return whether it parked."""
+        # type: (Any) -> bool
+        """Count a request finished; park the slot, if any, unless closed.
+        Return whether it parked."""
         with self._lock:
-            if self._lent:  # stop_waiting() has released _room already
-                self._lent = False
-            elif self._busy == self._limit:
-                self._room.release()
             self._busy -= 1
             if not self._busy:
                 self._all_done.release()
-            if slot is None or self._idle is None:
-                return False
-            self._idle.append(slot)
-            return True
+            waiter, self._waiter = self._waiter, None
+            parked = self._parked if slot else None
+            if parked is not None:
+                parked.append(slot)
+        if waiter:
+            _release(waiter)
+        return parked is not None
 
     def join(self):
         # type: () -> None
@@ -867,23 +875,25 @@ class _HandlerThreads:
     def close(self):
         # type: () -> None
         with self._lock:
-            idle, self._idle = self._idle or [], None
-        for slot in idle:
+            parked, self._parked = self._parked or [], None
+        for slot in parked:
             slot[1] = None
             slot[0].release()
 
 
 class ThreadingMixIn(_MixIn):
-    """Mix-in class to handle each request in a thread.
+    """Handle each request in a thread of its own.
 
-    Class variables that may be overridden:
+    What a subclass may set:
 
     - daemon_threads: if true, server_close() does not wait for handlers
     - block_on_close: if true (the default), server_close() waits until
       every non-daemon handler thread has ended
     - max_threads: at most this many handler threads at once; while that
       many are busy, the server accepts nothing more and connections wait
-      in the listen backlog.  None (the default) sets no bound, as the stdlib.
+      in the listen backlog.  None (the default) sets no bound, as the
+      stdlib.  Where the platform refuses a thread, requests wait for a
+      busy one in the same way.
     - reuse_threads: if true (the default), a handler thread that has
       finished a request waits for the next one instead of ending, which
       saves starting a thread per request; thread-local data then outlives
@@ -904,14 +914,12 @@ class ThreadingMixIn(_MixIn):
 
     def process_request_thread(self, request, client_address):
         # type: (Any, Any) -> None
-        """Same as in BaseServer but as a thread.
-
-        In addition, exception handling is done here.
-        """
+        """Handle the request in this handler thread, report what it
+        raises, and close it."""
         try:
             self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+        except Exception as error:
+            _handle_error(self, request, client_address, error)
         finally:
             self.shutdown_request(request)
 
@@ -919,7 +927,7 @@ class ThreadingMixIn(_MixIn):
         # type: (Any, Any) -> None
         """Hand the request to a handler thread."""
         if not isinstance(self._threads, _HandlerThreads):
-            self._threads = _HandlerThreads(self.max_threads)
+            self._threads = _HandlerThreads(self.max_threads, lambda: self._stopping)
         if not self._threads.start(self.process_request_thread,
                                    (request, client_address), self.reuse_threads):
             self.shutdown_request(request)  # shutting down: as if never accepted
@@ -927,7 +935,7 @@ class ThreadingMixIn(_MixIn):
     def _wake_loop(self):
         # type: () -> None
         BaseServer._wake_loop(self)
-        if self._threads:  # some are busy: maybe all of max_threads
+        if self._threads:
             self._threads.stop_waiting()
 
     def _wait_for_handlers(self):
@@ -1061,7 +1069,27 @@ class DatagramRequestHandler(BaseRequestHandler):
 
     def finish(self):
         # type: () -> None
-        self.socket.sendto(self.wfile.getvalue(), _native_address(self.client_address))
+        reply, sock = self.wfile.getvalue(), self.socket
+        address = _native_address(self.client_address)
+        if reply:
+            sock.sendto(reply, address)
+            return
+        # An empty reply is a datagram too, but esp32's blocking sendto(b"")
+        # repeats it for ever: send it without waiting (esp32 then sends it
+        # once and reports a timeout), on a socket other handler threads
+        # share, so one at a time.
+        with _empty_reply_lock:
+            timeout = sock.gettimeout() if hasattr(sock, "gettimeout") else None
+            sock.settimeout(0)
+            try:
+                sock.sendto(reply, address)
+            except OSError:
+                pass
+            finally:
+                sock.settimeout(timeout)
+
+
+_empty_reply_lock = _allocate_lock()
 
 
 # Every public name is a class; which ones exist depends on the platform.

@@ -1,9 +1,11 @@
 """The scenarios socketse must pass on every interpreter, with no pytest.
 
-Run as ``python tests/scenarios.py [--without MODULE,...] [SCRATCH_DIR]``
-with socketse.py importable (MICROPYPATH on MicroPython).  ``--without``
-hides modules from the import system (CPython only), to prove socketse on
-builds that lack them.  Each scenario prints a line; the last line is
+Run as ``python tests/scenarios.py [--without MODULE,...] [--board NAME]
+[SCRATCH_DIR]`` with socketse.py importable (MICROPYPATH on MicroPython).
+``--without`` hides modules from the import system (CPython only), to prove
+socketse on builds that lack them; ``--board`` imports tests/boards/NAME.py
+first, which re-creates a board's own modules (run it on a MicroPython
+built with the boards' socket layer, see tests/test_portable.py).  Each scenario prints a line; the last line is
 "N passed, N failed, N skipped" and the exit status is 1 if any failed.
 
 Most scenarios need no thread: a client connects and sends its request
@@ -11,6 +13,7 @@ before the server handles it, since the listen backlog and the socket
 buffers hold both, and reads the reply afterwards.
 """
 
+import errno
 import os
 import socket
 import sys
@@ -31,6 +34,11 @@ def hide_modules(names):
 
 if len(sys.argv) > 2 and sys.argv[1] == "--without":
     hide_modules(sys.argv[2].split(","))
+    del sys.argv[1:3]
+if len(sys.argv) > 2 and sys.argv[1] == "--board":
+    # tests/boards/NAME.py puts a board's own modules in sys.modules.
+    sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/boards")
+    __import__(sys.argv[2])
     del sys.argv[1:3]
 
 import socketse  # noqa: E402 -- after hiding modules
@@ -70,9 +78,57 @@ def wait_until(condition, seconds=10.0):
 
 
 def start_thread(function, *args):
+    """Start a thread, waiting a moment where the platform has none to give
+    yet: the Pico W's one extra thread ends a little after its function."""
     if _thread is None:
         raise Skip("no _thread")
-    _thread.start_new_thread(function, args)
+    for attempt in range(40):
+        try:
+            return _thread.start_new_thread(function, args)
+        except (OSError, RuntimeError):
+            if attempt == 39:
+                raise
+            time.sleep(0.05)
+
+
+_threads_at_once = []
+
+
+def threads_at_once():
+    """How many threads besides this one the platform runs at once, up to 5
+    (the Pico W runs one)."""
+    if not _threads_at_once:
+        if _thread is None:
+            _threads_at_once.append(0)
+            return 0
+        hold = _thread.allocate_lock()
+        hold.acquire()
+        running = []
+
+        def park():
+            running.append(1)  # appends only: safe without a GIL
+            with hold:
+                pass
+            running.pop()
+
+        start_thread(park)  # the first may wait for an earlier one to go
+        started = 1
+        while started < 5:
+            try:
+                _thread.start_new_thread(park, ())
+            except (OSError, RuntimeError):
+                break
+            started += 1
+        hold.release()
+        wait_until(lambda: not running)
+        _threads_at_once.append(started)
+    return _threads_at_once[0]
+
+
+def need_threads(count):
+    if threads_at_once() < count:
+        raise Skip("needs %d threads at once; this platform runs %d"
+                   % (count, threads_at_once()))
 
 
 # -- servers and clients ----------------------------------------------------
@@ -94,7 +150,7 @@ def make_server(server_class, handler_class, host="127.0.0.1", **attributes):
         try:
             return cls(unix_path() if unix else (host, random_port()), handler_class)
         except OSError as error:
-            if unix or attempt == 49 or error.args[0] != 98:  # EADDRINUSE
+            if unix or attempt == 49 or error.args[0] != errno.EADDRINUSE:
                 raise
 
 
@@ -123,12 +179,34 @@ def read_all(client):
         try:
             chunk = client.recv(65536)
         except OSError as error:
-            if error.args[0] != 104:  # ECONNRESET
+            if error.args[0] != errno.ECONNRESET:
                 raise
             chunk = b""
         if not chunk:
             return data
         data += chunk
+
+
+def closed(server):
+    """Whether the server's socket is closed (lwIP sockets have no fileno():
+    there, a closed one refuses every call with EBADF)."""
+    sock = server.socket
+    if hasattr(sock, "fileno"):
+        return sock.fileno() == -1
+    try:
+        sock.settimeout(0)
+        sock.recv(1)
+    except OSError as error:
+        return error.args[0] == errno.EBADF
+    return False
+
+
+def error_type():
+    """The type of the error a handle_error() is called for.  Boards have no
+    sys.exc_info: there, only socketse itself knows it."""
+    if hasattr(sys, "exc_info"):
+        return sys.exc_info()[0]
+    return type(socketse._current_error())
 
 
 # -- handlers -----------------------------------------------------------------
@@ -331,7 +409,7 @@ def handler_error_is_reported_and_serving_goes_on():
             self.wfile.write(b"ok\n")
 
     server = make_server(socketse.TCPServer, Failing,
-                         handle_error=lambda self, request, address: errors.append(sys.exc_info()[0]))
+                         handle_error=lambda self, request, address: errors.append(error_type()))
     try:
         for message, expected in ((b"fail\n", b""), (b"fine\n", b"ok\n")):
             client = client_for(server)
@@ -414,7 +492,7 @@ def stream_handler_timeout_frees_the_request():
 def context_manager_closes_the_socket():
     with make_server(socketse.TCPServer, LineEcho) as server:
         pass
-    check(server.socket.fileno() == -1, "socket still open")
+    check(closed(server), "socket still open")
 
 
 @scenario
@@ -510,6 +588,7 @@ def threading_serves_clients_at_once():
             check("_thread" in str(error), error)
             raise Skip("no _thread: ThreadingMixIn refuses clearly")
         check(False, "ThreadingTCPServer built without _thread")
+    need_threads(2)
     arrived = []
 
     class Waiting(socketse.BaseRequestHandler):
@@ -585,6 +664,54 @@ def unbuffered_wfile_sends_everything():
         close_server(server)
 
 
+def threading_serves_every_request_with_the_threads_it_gets(reuse):
+    """A scenario: requests that arrive while every thread the platform
+    gives is busy wait for one, and none is dropped (the Pico W gives one)."""
+    def run():
+        if _thread is None:
+            raise Skip("no _thread")
+
+        class Slow(LineEcho):
+            def handle(self):
+                time.sleep(0.05)  # still busy when the next request comes
+                LineEcho.handle(self)
+
+        server = make_server(socketse.ThreadingTCPServer, Slow, reuse_threads=reuse)
+        clients = []
+        try:
+            for n in range(3):
+                client = client_for(server)
+                client.send(b"client %d\n" % n)
+                clients.append(client)
+                server.handle_request()
+            replies = [read_all(client) for client in clients]
+            check(replies == [b"CLIENT %d\n" % n for n in range(3)], replies)
+        finally:
+            for client in clients:
+                client.close()
+            close_server(server)
+    return run
+
+
+for reuse in (True, False):
+    scenario(threading_serves_every_request_with_the_threads_it_gets(reuse),
+             "threading_serves_every_request_%s" % ("reusing_threads" if reuse else "a_new_thread_each"))
+
+
+@scenario
+def threading_new_server_after_server_close_starts_threads():
+    """The threads of a closed server end a little after server_close() on
+    the Pico W: a new server right away must still start its own."""
+    if _thread is None:
+        raise Skip("no _thread")
+    for round in range(3):
+        server = make_server(socketse.ThreadingTCPServer, LineEcho)
+        try:
+            check(exchange(server, b"round %d\n" % round) == b"ROUND %d\n" % round, round)
+        finally:
+            close_server(server)
+
+
 @scenario
 def forking_serves_from_a_child():
     if not hasattr(socketse, "ForkingTCPServer"):
@@ -635,38 +762,53 @@ for name in sorted(socketse.__all__):
         scenario(ready_made_server_serves(name), name + "_serves")
 
 
-@scenario
-def base_server_serves_what_get_request_gives():
-    """BaseServer needs no socket: here requests come from a list, and a
-    datagram socket with a datagram queued stands for "readable"."""
-    if socketse.select is None:
-        raise Skip("no select: a BaseServer has nothing to wait on its fileno() with")
-    handled = []
+def base_server_serves_what_get_request_gives(offers):
+    """A scenario: BaseServer needs no socket of its own.  Here requests come
+    from a list, and a datagram socket with a datagram queued stands for
+    "readable"; the server offers it as fileno() (as the stdlib asks) or as
+    its socket attribute (what board sockets, without fileno(), allow)."""
+    def run():
+        if socketse.select is None:
+            raise Skip("no select: a BaseServer has nothing to wait on")
+        handled = []
+        address = socketse._native_address(("127.0.0.1", random_port()))
+        readable = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        readable.bind(address)
 
-    class Jobs(socketse.BaseServer):
-        jobs = ["first", "second"]
+        class Jobs(socketse.BaseServer):
+            jobs = ["first", "second"]
 
-        def fileno(self):
-            return readable.fileno()
+            def get_request(self):
+                return self.jobs.pop(0), "job queue"
 
-        def get_request(self):
-            return self.jobs.pop(0), "job queue"
+        if offers == "fileno":
+            try:
+                socketse.select.poll().register(readable.fileno())
+            except (AttributeError, OSError):
+                readable.close()
+                raise Skip("select here waits on socket objects only")
+            Jobs.fileno = lambda self: readable.fileno()
+        else:
+            Jobs.socket = readable
 
-    class Job(socketse.BaseRequestHandler):
-        def handle(self):
-            handled.append((self.request, self.client_address))
+        class Job(socketse.BaseRequestHandler):
+            def handle(self):
+                handled.append((self.request, self.client_address))
 
-    address = socketse._native_address(("127.0.0.1", random_port()))
-    readable = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    readable.bind(address)
-    try:
-        with Jobs(None, Job) as server:
-            readable.sendto(b"!", address)
-            server.handle_request()
-            server.handle_request()
-        check(handled == [("first", "job queue"), ("second", "job queue")], handled)
-    finally:
-        readable.close()
+        try:
+            with Jobs(None, Job) as server:
+                readable.sendto(b"!", address)
+                server.handle_request()
+                server.handle_request()
+            check(handled == [("first", "job queue"), ("second", "job queue")], handled)
+        finally:
+            readable.close()
+    return run
+
+
+for offers in ("fileno", "socket"):
+    scenario(base_server_serves_what_get_request_gives(offers),
+             "base_server_waits_on_its_" + offers)
 
 
 # -- issue 4: faults, load, hostile clients, bounded resources ------------------
@@ -681,7 +823,7 @@ class Errors:
         self.types = []
         self.lock = _thread.allocate_lock() if _thread else None
         # A plain function, to be a server class's handle_error method.
-        self.record = lambda server, request, client_address: self.add(sys.exc_info()[0])
+        self.record = lambda server, request, client_address: self.add(error_type())
 
     def add(self, error_type):
         if self.lock:
@@ -893,8 +1035,7 @@ def fault_invalid_utf8_costs_one_handle_error():
 
 @scenario
 def fault_handler_exceptions_in_threads_cost_their_own_requests():
-    if _thread is None:
-        raise Skip("no _thread")
+    need_threads(2)  # serve_forever's and a handler's
     errors = Errors()
 
     class Failing(LineEcho):
@@ -977,23 +1118,23 @@ def concurrency_handler(state, fill):
 
 def run_concurrent_clients(server_class, total, fill, **attributes):
     """total clients at once; returns the most handlers seen running together."""
-    if _thread is None:
-        raise Skip("no _thread")
+    need_threads(1 + fill)  # serve_forever's and the handlers'
     state = {"lock": _thread.allocate_lock(), "now": 0, "most": 0, "served": 0, "total": total}
     server = make_server(server_class, concurrency_handler(state, fill), **attributes)
     stop = serve_in_thread(server)
+    clients = []
     try:
-        clients = []
         for n in range(total):  # all connect at once: the backlog holds them
             client = client_for(server)
             client.send(b"client %d\n" % n)
             clients.append(client)
         for n, client in enumerate(clients):
             reply = read_all(client)
-            client.close()
             check(reply == b"CLIENT %d\n" % n, reply)
         check(state["served"] == total, state["served"])
     finally:
+        for client in clients:  # a board's stack has room for a few only
+            client.close()
         stop()
         close_server(server)
     check(len(server._threads) == 0, "threads left after server_close")
@@ -1002,7 +1143,8 @@ def run_concurrent_clients(server_class, total, fill, **attributes):
 
 @scenario
 def bounded_max_threads():
-    most = run_concurrent_clients(socketse.ThreadingTCPServer, 8, 2, max_threads=2)
+    # Four clients: the boards' in-process stack holds ten connection ends.
+    most = run_concurrent_clients(socketse.ThreadingTCPServer, 4, 2, max_threads=2)
     check(most == 2, "%d handlers at once with max_threads = 2" % most)
 
 
@@ -1067,7 +1209,7 @@ def lifecycle_server_close_twice():
         server = make_server(getattr(socketse, name), LineEcho)
         server.server_close()
         server.server_close()
-        check(server.socket.fileno() == -1, name)
+        check(closed(server), name)
         if isinstance(server.server_address, str):
             os.remove(server.server_address)
 
@@ -1081,7 +1223,7 @@ def lifecycle_bind_to_a_busy_port():
             try:
                 socketse.TCPServer(busy.server_address, LineEcho)
             except OSError as error:
-                check(error.args[0] == 98, error.args)  # EADDRINUSE
+                check(error.args[0] == errno.EADDRINUSE, error.args)
             else:
                 check(False, "bound a busy port")
         check(open_descriptors() == before, "descriptors leaked: %r -> %r"
@@ -1101,7 +1243,7 @@ def lifecycle_unix_server_on_an_existing_file():
         try:
             server_class(path, LineEcho)
         except OSError as error:
-            check(error.args[0] == 98, error.args)  # EADDRINUSE
+            check(error.args[0] == errno.EADDRINUSE, error.args)
         else:
             check(False, "bound over an existing file")
         with open(path, "rb") as f:
@@ -1182,9 +1324,10 @@ def limited_replies(lines):
 def hostile_lines_in_random_chunks():
     random = Generator(4)
     errors = Errors()
-    server = make_server(socketse.ThreadingTCPServer if _thread else socketse.TCPServer,
+    threads = threads_at_once() >= 2  # serve_forever's and a handler's
+    server = make_server(socketse.ThreadingTCPServer if threads else socketse.TCPServer,
                          Limited, handle_error=errors.record)
-    stop = serve_in_thread(server) if _thread else None
+    stop = serve_in_thread(server) if threads else None
     try:
         for round in range(30):
             lines = []
