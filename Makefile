@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PORT ?= 8765
 
-.PHONY: example test typecheck footprint bench clean
+.PHONY: example test boards typecheck footprint bench clean
 
 $(VENV)/installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,23 @@ example:
 	$(PYTHON) examples/echo_client.py --port $(PORT) hello from socketse; status=$$?; \
 	kill $$server; wait $$server 2>/dev/null; exit $$status
 
-test: $(VENV)/installed
+# The boards' socket layer in a unix MicroPython (see README, "Where it runs"):
+# ../shared/boards/build-micropython-lwip.sh builds it once into .venv/bin.
+# Without that script or a C compiler, the board cases of `make test` skip
+# and say why (under CI=true they fail instead).
+BOARDS ?= $(firstword $(wildcard ../shared/boards /work/shared/boards))
+BOARD_BUILDS := $(VENV)/bin/micropython-lwip-threads $(VENV)/bin/micropython-lwip-nothreads
+
+$(VENV)/bin/micropython-lwip-%: | $(VENV)/installed
+	@if [ -x "$(BOARDS)/build-micropython-lwip.sh" ] && command -v cc >/dev/null && command -v xz >/dev/null; then \
+		$(BOARDS)/build-micropython-lwip.sh $@ $*; \
+	else \
+		echo "board profiles not built: needs ../shared/boards (BOARDS=...), cc and xz"; \
+	fi
+
+boards: $(BOARD_BUILDS)
+
+test: $(VENV)/installed boards
 	$(VENV)/bin/python -m pytest
 
 typecheck: $(VENV)/installed

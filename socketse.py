@@ -254,6 +254,12 @@ class _SocketFile(_BinaryFile):
 # Servers
 # ---------------------------------------------------------------------------
 
+def _nothing(*args):
+    # type: (Any) -> None
+    """The body of every hook that does nothing by default: one function
+    object instead of one each, which a board's heap notices."""
+
+
 class BaseServer:
     """The serving loop, with no socket of its own: a subclass supplies
     fileno() and get_request().
@@ -287,6 +293,13 @@ class BaseServer:
             # type: () -> Tuple[Any, Any]
             ...
 
+    # The hooks with nothing to do here: server_activate() (ready the
+    # server), service_actions() (periodic work), handle_timeout() (no
+    # request within self.timeout), close_request() (release a request),
+    # and _wait_for_handlers() (what the mix-ins wait for in server_close()).
+    server_activate = service_actions = handle_timeout = close_request = \
+        _wait_for_handlers = _nothing  # type: Any
+
     def __init__(self, server_address, RequestHandlerClass):
         # type: (Any, Any) -> None
         """Keep the address and the handler class; subclasses that extend
@@ -298,10 +311,6 @@ class BaseServer:
         self.__wakeup = None  # type: Any
         self.__serving = _allocate_lock()  # held while serve_forever runs
         self.__serving_thread = None  # type: Optional[int]
-
-    def server_activate(self):
-        # type: () -> None
-        """Make the server ready to receive requests; nothing to do here."""
 
     def serve_forever(self, poll_interval=0.5):
         # type: (float) -> None
@@ -363,11 +372,6 @@ class BaseServer:
             except OSError:  # the loop has just ended and closed it
                 pass
 
-    def service_actions(self):
-        # type: () -> None
-        """Run by serve_forever() on every round, idle or not: a place for
-        periodic work.  Does nothing here."""
-
     def handle_request(self):
         # type: () -> None
         """Wait for one request and handle it, or call handle_timeout() if
@@ -380,14 +384,17 @@ class BaseServer:
             timeout = socket_timeout
         wait = _readiness_waiter(self)
         if wait is not None:
-            if not wait(timeout):
-                return self.handle_timeout()
-            return self._handle_request_noblock()
+            if wait(timeout):
+                self._handle_request_noblock()
+            else:
+                self.handle_timeout()
+            return
         self.socket.settimeout(timeout)
         try:
             request, client_address = self.get_request()
         except OSError:
-            return self.handle_timeout()
+            self.handle_timeout()
+            return
         finally:
             self.socket.settimeout(socket_timeout)
         self._process_verified(request, client_address)
@@ -422,11 +429,6 @@ class BaseServer:
             if not handed_over:
                 self.shutdown_request(request)
 
-    def handle_timeout(self):
-        # type: () -> None
-        """Called by handle_request() when no request came in time; does
-        nothing here."""
-
     def verify_request(self, request, client_address):
         # type: (Any, Any) -> bool
         """Whether to handle this request (False closes it unanswered);
@@ -447,10 +449,6 @@ class BaseServer:
         cooperative super(), which MicroPython lacks."""
         self._wait_for_handlers()
 
-    def _wait_for_handlers(self):
-        # type: () -> None
-        pass
-
     def finish_request(self, request, client_address):
         # type: (Any, Any) -> None
         """Handle the request: make a RequestHandlerClass for it."""
@@ -460,10 +458,6 @@ class BaseServer:
         # type: (Any) -> None
         """End the request; here that is close_request()."""
         self.close_request(request)
-
-    def close_request(self, request):
-        # type: (Any) -> None
-        """Release what the request holds; nothing here."""
 
     def handle_error(self, request, client_address):
         # type: (Any, Any) -> None
@@ -635,20 +629,10 @@ class UDPServer(TCPServer):
         data, client_addr = self.socket.recvfrom(self.max_packet_size)
         return (data, self.socket), _readable_address(self.address_family, client_addr)
 
-    def server_activate(self):
-        # type: () -> None
-        # No need to call listen() for UDP.
-        pass
-
-    def shutdown_request(self, request):
-        # type: (Any) -> None
-        # No need to shutdown anything.
-        self.close_request(request)
-
-    def close_request(self, request):
-        # type: (Any) -> None
-        # No need to close anything.
-        pass
+    # No listen(), and nothing to end or close per datagram: the socket is
+    # the server's own.
+    server_activate = close_request = _nothing  # type: Any
+    shutdown_request = BaseServer.shutdown_request
 
 
 if hasattr(socket, "AF_UNIX"):
@@ -707,13 +691,9 @@ if hasattr(os, "fork"):
                 import time
                 time.sleep(0.01)
 
-        def handle_timeout(self):
-            # type: () -> None
-            self.collect_children()
-
-        def service_actions(self):
-            # type: () -> None
-            self.collect_children()
+        # Reaping is what they are for: every round of serve_forever(),
+        # and when handle_request() found nothing to do.
+        handle_timeout = service_actions = collect_children  # type: Any
 
         def process_request(self, request, client_address):
             # type: (Any, Any) -> None
@@ -1000,17 +980,7 @@ class BaseRequestHandler:
         finally:
             self.finish()
 
-    def setup(self):
-        # type: () -> None
-        pass
-
-    def handle(self):
-        # type: () -> None
-        pass
-
-    def finish(self):
-        # type: () -> None
-        pass
+    setup = handle = finish = _nothing  # type: Any
 
 
 class StreamRequestHandler(BaseRequestHandler):
@@ -1093,5 +1063,6 @@ _empty_reply_lock = _allocate_lock()
 
 
 # Every public name is a class; which ones exist depends on the platform.
-__all__ = [name for name, value in list(globals().items())
-           if isinstance(value, type) and not name.startswith("_")]
+# (Keys alone: a list of (name, value) pairs would be the import's peak.)
+__all__ = [name for name in globals()
+           if not name.startswith("_") and isinstance(globals()[name], type)]

@@ -34,6 +34,18 @@ MAX_LINE = 4096  # longer lines go in pieces: a client cannot make us buffer wit
 DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
+def send_now(sock, data):
+    """send() without waiting, where the platform can ask for that: board
+    sockets' send() takes no flags, and there a slow client can hold up
+    the speaker until its socket has room."""
+    if DONTWAIT:
+        try:
+            return sock.send(data, DONTWAIT)
+        except TypeError:
+            pass
+    return sock.send(data)
+
+
 class Room:
     def __init__(self):
         # MicroPython has no GIL: a list changed by several threads needs a lock.
@@ -96,7 +108,7 @@ class ChatHandler(socketse.StreamRequestHandler):
         # only for a send that does not wait.
         with self.send_lock:
             try:
-                return self.request.send(data, DONTWAIT) == len(data)
+                return send_now(self.request, data) == len(data)
             except OSError:
                 return False
 

@@ -5,43 +5,31 @@ Run as ``python tests/scenarios.py [--without MODULE,...] [--board NAME]
 ``--without`` hides modules from the import system (CPython only), to prove
 socketse on builds that lack them; ``--board`` imports tests/boards/NAME.py
 first, which re-creates a board's own modules (run it on a MicroPython
-built with the boards' socket layer, see tests/test_portable.py).  Each scenario prints a line; the last line is
-"N passed, N failed, N skipped" and the exit status is 1 if any failed.
+built with the boards' socket layer, see tests/test_portable.py).  Each
+scenario prints a line; the last line is "N passed, N failed, N skipped"
+and the exit status is 1 if any failed.  tests/portable.py holds what this
+runner shares with tests/board_examples.py.
 
 Most scenarios need no thread: a client connects and sends its request
 before the server handles it, since the listen backlog and the socket
 buffers hold both, and reads the reply afterwards.
 """
 
-import errno
 import os
 import socket
 import sys
 import time
 
+from portable import (Skip, check, need_threads, run, start_thread, take_options,
+                      threads_at_once, wait_until)
 
-def hide_modules(names):
-    """Make ``import name`` fail for each name, as on a build without it."""
-    class Refuse:
-        def find_spec(self, name, path=None, target=None):
-            if name in names:
-                raise ImportError("No module named %r (hidden)" % name)
+take_options()
 
-    for name in names:
-        sys.modules.pop(name, None)
-    sys.meta_path.insert(0, Refuse())
+# Names, not numbers (esp32 numbers errors as newlib does), and imported by
+# name: MicroPython compiles errno.NAME to its own build's number.
+from errno import EADDRINUSE, EBADF, ECONNRESET  # noqa: E402
 
-
-if len(sys.argv) > 2 and sys.argv[1] == "--without":
-    hide_modules(sys.argv[2].split(","))
-    del sys.argv[1:3]
-if len(sys.argv) > 2 and sys.argv[1] == "--board":
-    # tests/boards/NAME.py puts a board's own modules in sys.modules.
-    sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/boards")
-    __import__(sys.argv[2])
-    del sys.argv[1:3]
-
-import socketse  # noqa: E402 -- after hiding modules
+import socketse  # noqa: E402 -- after hiding modules, or installing a board's
 
 try:
     import _thread
@@ -53,82 +41,9 @@ SCENARIOS = []
 TCP_OR_UDP = (socketse.TCPServer, socketse.UDPServer)
 
 
-class Skip(Exception):
-    pass
-
-
 def scenario(function, name=None):
     SCENARIOS.append((name or function.__name__, function))
     return function
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-def wait_until(condition, seconds=10.0):
-    """Poll: MicroPython's lock.acquire() ignores its timeout."""
-    deadline = time.time() + seconds
-    while not condition():
-        if time.time() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def start_thread(function, *args):
-    """Start a thread, waiting a moment where the platform has none to give
-    yet: the Pico W's one extra thread ends a little after its function."""
-    if _thread is None:
-        raise Skip("no _thread")
-    for attempt in range(40):
-        try:
-            return _thread.start_new_thread(function, args)
-        except (OSError, RuntimeError):
-            if attempt == 39:
-                raise
-            time.sleep(0.05)
-
-
-_threads_at_once = []
-
-
-def threads_at_once():
-    """How many threads besides this one the platform runs at once, up to 5
-    (the Pico W runs one)."""
-    if not _threads_at_once:
-        if _thread is None:
-            _threads_at_once.append(0)
-            return 0
-        hold = _thread.allocate_lock()
-        hold.acquire()
-        running = []
-
-        def park():
-            running.append(1)  # appends only: safe without a GIL
-            with hold:
-                pass
-            running.pop()
-
-        start_thread(park)  # the first may wait for an earlier one to go
-        started = 1
-        while started < 5:
-            try:
-                _thread.start_new_thread(park, ())
-            except (OSError, RuntimeError):
-                break
-            started += 1
-        hold.release()
-        wait_until(lambda: not running)
-        _threads_at_once.append(started)
-    return _threads_at_once[0]
-
-
-def need_threads(count):
-    if threads_at_once() < count:
-        raise Skip("needs %d threads at once; this platform runs %d"
-                   % (count, threads_at_once()))
 
 
 # -- servers and clients ----------------------------------------------------
@@ -150,7 +65,7 @@ def make_server(server_class, handler_class, host="127.0.0.1", **attributes):
         try:
             return cls(unix_path() if unix else (host, random_port()), handler_class)
         except OSError as error:
-            if unix or attempt == 49 or error.args[0] != errno.EADDRINUSE:
+            if unix or attempt == 49 or error.args[0] != EADDRINUSE:
                 raise
 
 
@@ -179,7 +94,7 @@ def read_all(client):
         try:
             chunk = client.recv(65536)
         except OSError as error:
-            if error.args[0] != errno.ECONNRESET:
+            if error.args[0] != ECONNRESET:
                 raise
             chunk = b""
         if not chunk:
@@ -197,7 +112,7 @@ def closed(server):
         sock.settimeout(0)
         sock.recv(1)
     except OSError as error:
-        return error.args[0] == errno.EBADF
+        return error.args[0] == EBADF
     return False
 
 
@@ -1223,7 +1138,7 @@ def lifecycle_bind_to_a_busy_port():
             try:
                 socketse.TCPServer(busy.server_address, LineEcho)
             except OSError as error:
-                check(error.args[0] == errno.EADDRINUSE, error.args)
+                check(error.args[0] == EADDRINUSE, error.args)
             else:
                 check(False, "bound a busy port")
         check(open_descriptors() == before, "descriptors leaked: %r -> %r"
@@ -1243,7 +1158,7 @@ def lifecycle_unix_server_on_an_existing_file():
         try:
             server_class(path, LineEcho)
         except OSError as error:
-            check(error.args[0] == errno.EADDRINUSE, error.args)
+            check(error.args[0] == EADDRINUSE, error.args)
         else:
             check(False, "bound over an existing file")
         with open(path, "rb") as f:
@@ -1365,27 +1280,4 @@ def hostile_lines_in_random_chunks():
 
 
 
-def main():
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
-    for name, function in SCENARIOS:
-        try:
-            function()
-        except Skip as why:
-            counts["skipped"] += 1
-            print("skip", name, "--", why)
-        except Exception as error:
-            counts["failed"] += 1
-            print("FAIL", name, "--", repr(error))
-            if hasattr(sys, "print_exception"):
-                sys.print_exception(error)
-            else:
-                import traceback
-                traceback.print_exc()
-        else:
-            counts["passed"] += 1
-            print("ok  ", name)
-    print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped" % counts)
-    return 1 if counts["failed"] else 0
-
-
-sys.exit(main())
+sys.exit(run(SCENARIOS))

@@ -46,6 +46,20 @@ for minor in range(6, 14):
     version = "3.%d" % minor
     INTERPRETERS.setdefault("cpython-" + version, (pyenv_python(version), [], PYENV % version))
 
+# The boards' socket layer (extmod/modlwip.c, over lwIP's loopback inside the
+# process, no sys.exc_info) in a unix MicroPython that `make boards` builds;
+# esp32 and the Pico W's one extra thread re-created on top by tests/boards/.
+BOARD_BUILD = "make boards (needs ../shared/boards, cc and xz)"
+BOARDS = {
+    "board-lwip-nothreads (esp8266, stm32)": ("nothreads", []),
+    "board-lwip-threads": ("threads", []),
+    "board-rp2 (Pico W: one extra thread)": ("threads", ["--board", "rp2"]),
+    "board-esp32": ("threads", ["--board", "esp32"]),
+}
+for name, (build, arguments) in BOARDS.items():
+    path = os.path.join(os.path.dirname(sys.executable), "micropython-lwip-" + build)
+    INTERPRETERS[name] = (path if os.path.exists(path) else None, arguments, BOARD_BUILD)
+
 
 @pytest.mark.parametrize("name", sorted(INTERPRETERS))
 def test_scenarios(name, tmp_path):

