@@ -254,15 +254,17 @@ class _SocketFile(_BinaryFile):
 # Servers
 # ---------------------------------------------------------------------------
 
-def _nothing(*args):
+def _nothing(self):
     # type: (Any) -> None
-    """The body of every hook that does nothing by default: one function
-    object instead of one each, which a board's heap notices."""
+    """The body of every hook without arguments that does nothing by
+    default: one function object instead of one each, which a board's heap
+    notices."""
 
 
 class BaseServer:
     """The serving loop, with no socket of its own: a subclass supplies
-    fileno() and get_request().
+    get_request(), and fileno() or, for boards (whose select waits on
+    objects only), a socket attribute to wait on.
 
     What callers use: the constructor (server_address, RequestHandlerClass);
     serve_forever(poll_interval=0.5) until shutdown() from another thread,
@@ -295,9 +297,9 @@ class BaseServer:
 
     # The hooks with nothing to do here: server_activate() (ready the
     # server), service_actions() (periodic work), handle_timeout() (no
-    # request within self.timeout), close_request() (release a request),
-    # and _wait_for_handlers() (what the mix-ins wait for in server_close()).
-    server_activate = service_actions = handle_timeout = close_request = \
+    # request within self.timeout), and _wait_for_handlers() (what the
+    # mix-ins wait for in server_close()).
+    server_activate = service_actions = handle_timeout = \
         _wait_for_handlers = _nothing  # type: Any
 
     def __init__(self, server_address, RequestHandlerClass):
@@ -458,6 +460,10 @@ class BaseServer:
         # type: (Any) -> None
         """End the request; here that is close_request()."""
         self.close_request(request)
+
+    def close_request(self, request):
+        # type: (Any) -> None
+        """Release what the request holds; nothing here."""
 
     def handle_error(self, request, client_address):
         # type: (Any, Any) -> None
@@ -631,8 +637,9 @@ class UDPServer(TCPServer):
 
     # No listen(), and nothing to end or close per datagram: the socket is
     # the server's own.
-    server_activate = close_request = _nothing  # type: Any
+    server_activate = _nothing  # type: Any
     shutdown_request = BaseServer.shutdown_request
+    close_request = BaseServer.close_request
 
 
 if hasattr(socket, "AF_UNIX"):
@@ -691,9 +698,13 @@ if hasattr(os, "fork"):
                 import time
                 time.sleep(0.01)
 
-        # Reaping is what they are for: every round of serve_forever(),
-        # and when handle_request() found nothing to do.
-        handle_timeout = service_actions = collect_children  # type: Any
+        def service_actions(self):
+            # type: () -> None
+            """Reap: on every round of serve_forever(), and (as
+            handle_timeout) when handle_request() found nothing to do."""
+            self.collect_children()
+
+        handle_timeout = service_actions
 
         def process_request(self, request, client_address):
             # type: (Any, Any) -> None

@@ -89,7 +89,7 @@ def read_all(client):
     """Everything until the server closes.  A server that closes with
     unread input resets the connection where sockets have no shutdown()
     (MicroPython): that counts as closed too."""
-    data = b""
+    chunks = []  # joined once: a reader that copies as it goes falls behind
     while True:
         try:
             chunk = client.recv(65536)
@@ -98,8 +98,8 @@ def read_all(client):
                 raise
             chunk = b""
         if not chunk:
-            return data
-        data += chunk
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def closed(server):

@@ -1,8 +1,9 @@
-"""tests/scenarios.py under every interpreter this machine has.
+"""tests/scenarios.py under every interpreter this machine has, and
+tests/board_examples.py under every board profile.
 
 The scenarios are written once, with no pytest, so that MicroPython and old
-CPythons run them too; here each interpreter, and each CPython build with
-modules taken away, is one named case.
+CPythons run them too; here each interpreter, each CPython build with
+modules taken away, and each board profile is one named case.
 """
 
 import glob
@@ -15,6 +16,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "scenarios.py")
+BOARD_EXAMPLES = os.path.join(ROOT, "tests", "board_examples.py")
 
 
 def micropython():
@@ -61,8 +63,9 @@ for name, (build, arguments) in BOARDS.items():
     INTERPRETERS[name] = (path if os.path.exists(path) else None, arguments, BOARD_BUILD)
 
 
-@pytest.mark.parametrize("name", sorted(INTERPRETERS))
-def test_scenarios(name, tmp_path):
+def run_portable(name, script, tmp_path):
+    """Run a no-pytest runner under interpreter `name`; its output, once it
+    reported every case passed or skipped and at least one passed."""
     interpreter, arguments, install = INTERPRETERS[name]
     if interpreter is None:
         missing = "%s is not installed: %s" % (name, install)
@@ -70,12 +73,26 @@ def test_scenarios(name, tmp_path):
             pytest.fail(missing)
         pytest.skip(missing)
     environment = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=ROOT)
-    run = subprocess.run([interpreter, SCENARIOS] + arguments + [str(tmp_path)],
+    run = subprocess.run([interpreter, script] + arguments + [str(tmp_path)],
                          env=environment, cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=300)
     output = run.stdout.decode(errors="replace")
     summary = output.strip().splitlines()[-1] if output.strip() else ""
     assert run.returncode == 0 and " 0 failed" in summary, output
     assert not summary.startswith("0 passed"), output
+    return output
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_scenarios(name, tmp_path):
+    output = run_portable(name, SCENARIOS, tmp_path)
     # default_handle_error_prints_and_serving_goes_on, which can't capture stderr itself
     assert "ValueError: deliberate failure, traceback expected" in output, output
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_capable_examples(name, tmp_path):
+    """echo_server, udp_echo, udp_time and chat, each run as a program on
+    the board profile, bound to 0.0.0.0, with clients in the same process."""
+    output = run_portable(name, BOARD_EXAMPLES, tmp_path)
+    assert "ok   echo_server\n" in output and "ok   udp_echo\n" in output, output
