@@ -489,49 +489,16 @@ class BaseServer:
 
 
 class TCPServer(BaseServer):
-    """Base class for various socket-based server classes.
+    """A BaseServer on a socket of its own: TCP unless a subclass says
+    otherwise, and the base of every socket server here.
 
-    Defaults to synchronous IP stream (i.e., TCP).
-
-    Methods for the caller:
-
-    - __init__(server_address, RequestHandlerClass, bind_and_activate=True)
-    - serve_forever(poll_interval=0.5)
-    - shutdown()
-    - handle_request()  # if you don't use serve_forever()
-    - fileno() -> int   # for selector
-
-    Methods that may be overridden:
-
-    - server_bind()
-    - server_activate()
-    - get_request() -> request, client_address
-    - handle_timeout()
-    - verify_request(request, client_address)
-    - process_request(request, client_address)
-    - shutdown_request(request)
-    - close_request(request)
-    - handle_error()
-
-    Methods for derived classes:
-
-    - finish_request(request, client_address)
-
-    Class variables that may be overridden by derived classes or
-    instances:
-
-    - timeout
-    - address_family
-    - socket_type
-    - request_queue_size (only for stream sockets)
-    - allow_reuse_address
-    - allow_reuse_port
-
-    Instance variables:
-
-    - server_address
-    - RequestHandlerClass
-    - socket
+    It adds to BaseServer: the constructor's bind_and_activate (False
+    leaves binding and listening to the caller, who then calls
+    server_bind() and server_activate()); fileno(), the socket's; and the
+    class attributes address_family, socket_type, request_queue_size (the
+    listen backlog), allow_reuse_address and allow_reuse_port, which a
+    subclass or an instance may change before binding.  server_address is
+    the address actually bound, where the socket can tell it.
     """
 
     address_family = socket.AF_INET
@@ -542,7 +509,8 @@ class TCPServer(BaseServer):
 
     def __init__(self, server_address, RequestHandlerClass, bind_and_activate=True):
         # type: (Any, Any, bool) -> None
-        """Constructor.  May be extended, do not override."""
+        """Make the socket and, unless told not to, bind it and listen; a
+        failure there closes it again."""
         BaseServer.__init__(self, server_address, RequestHandlerClass)
         if self.address_family == socket.AF_INET and ":" in server_address[0]:
             self.address_family = socket.AF_INET6  # an IPv6 literal
@@ -558,10 +526,7 @@ class TCPServer(BaseServer):
 
     def server_bind(self):
         # type: () -> None
-        """Called by constructor to bind the socket.
-
-        May be overridden.
-        """
+        """Set the reuse options asked for, and bind to server_address."""
         for wanted, option in ((self.allow_reuse_address, "SO_REUSEADDR"),
                                (self.allow_reuse_port, "SO_REUSEPORT")):
             if wanted and hasattr(socket, option):
@@ -572,35 +537,23 @@ class TCPServer(BaseServer):
 
     def server_activate(self):
         # type: () -> None
-        """Called by constructor to activate the server.
-
-        May be overridden.
-        """
+        """Listen, with request_queue_size as the backlog."""
         self.socket.listen(self.request_queue_size)
 
     def server_close(self):
         # type: () -> None
-        """Called to clean-up the server.
-
-        May be overridden.
-        """
+        """Close the socket, then wait for the handlers as BaseServer does."""
         self.socket.close()
         BaseServer.server_close(self)
 
     def fileno(self):
         # type: () -> int
-        """Return socket file number.
-
-        Interface required by selector.
-        """
+        """The socket's descriptor, for select() and its kin."""
         return self.socket.fileno()  # type: ignore[no-any-return]
 
     def get_request(self):
         # type: () -> Tuple[Any, Any]
-        """Get the request and client address from the socket.
-
-        May be overridden.
-        """
+        """Accept a connection: (the new socket, the peer's address)."""
         request, client_address = self.socket.accept()
         if select is None:  # MicroPython's accepted sockets inherit the
             request.settimeout(None)  # listener's timeout, set for want of select
@@ -608,24 +561,25 @@ class TCPServer(BaseServer):
 
     def shutdown_request(self, request):
         # type: (Any) -> None
-        """Called to shutdown and close an individual request."""
-        # Explicitly shut down: close() merely releases the socket and waits
-        # for garbage collection to perform the actual close.
+        """Send the end of the stream, then close_request().  The explicit
+        end reaches the peer even while another reference (a makefile()
+        object, a forked child) keeps the socket itself open."""
         if hasattr(request, "shutdown"):  # MicroPython's sockets have none
             try:
                 request.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # some platforms may raise ENOTCONN here
+            except OSError:  # the peer has gone already (ENOTCONN)
+                pass
         self.close_request(request)
 
     def close_request(self, request):
         # type: (Any) -> None
-        """Called to clean up an individual request."""
+        """Close the connection's socket."""
         request.close()
 
 
 class UDPServer(TCPServer):
-    """UDP server class."""
+    """Datagrams: each one is a request, handed over as (data, socket), of
+    at most max_packet_size bytes (the rest of a longer one is lost)."""
 
     socket_type = socket.SOCK_DGRAM
     max_packet_size = 8192
@@ -962,22 +916,13 @@ if hasattr(socket, "AF_UNIX"):
 # ---------------------------------------------------------------------------
 
 class BaseRequestHandler:
-    """Base class for request handler classes.
+    """One request's handling: the server makes an instance per request.
 
-    This class is instantiated for each request to be handled.  The
-    constructor sets the instance variables request, client_address
-    and server, and then calls the handle() method.  To implement a
-    specific service, all you need to do is to derive a class which
-    defines a handle() method.
-
-    The handle() method can find the request as self.request, the
-    client address as self.client_address, and the server (in case it
-    needs access to per-server information) as self.server.  Since a
-    separate instance is created for each request, the handle() method
-    can define other arbitrary instance variables.
-
-    setup() runs before handle(), and finish() after it, even when
-    handle() raises.
+    Subclass it and write handle(); setup() runs first and finish() last,
+    even when handle() raises.  Each of them finds the request (a socket,
+    or (data, socket) for datagrams) in self.request, the peer's address
+    in self.client_address and its server in self.server; being an
+    instance per request, it may keep its own state on self.
     """
 
     def __init__(self, request, client_address, server):
@@ -995,15 +940,15 @@ class BaseRequestHandler:
 
 
 class StreamRequestHandler(BaseRequestHandler):
-    """Define self.rfile and self.wfile for stream sockets.
+    """A connection read through self.rfile and written through self.wfile
+    (self.connection is the socket).
 
-    Class variables that may be overridden:
-
-    - rbufsize: buffer size of rfile (-1: the default buffer)
-    - wbufsize: buffer size of wfile (0: unbuffered, every write() sends
-      all its bytes before it returns)
-    - timeout: applied to the connection, if not None
-    - disable_nagle_algorithm: set TCP_NODELAY (use with wbufsize != 0)
+    What a subclass may set: rbufsize (rfile's buffer; -1 the default),
+    wbufsize (0, the default: every wfile.write() has sent all its bytes
+    when it returns; more buffers the replies, sent by flush() and at the
+    end), timeout (set on the connection unless None, so that a silent
+    client costs a timeout, not a handler), disable_nagle_algorithm
+    (TCP_NODELAY, for small buffered replies).
     """
 
     rbufsize = -1
@@ -1035,10 +980,9 @@ class StreamRequestHandler(BaseRequestHandler):
 
 
 class DatagramRequestHandler(BaseRequestHandler):
-    """Define self.rfile and self.wfile for datagram sockets.
-
-    self.packet is the datagram and self.socket the server's socket;
-    what handle() writes to wfile is sent back in finish().
+    """A datagram read from self.rfile, answered through self.wfile:
+    finish() sends what handle() wrote back to the sender, in one
+    datagram.  self.packet is the datagram, self.socket the server's.
     """
 
     def setup(self):
