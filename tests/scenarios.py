@@ -339,6 +339,37 @@ def handler_error_is_reported_and_serving_goes_on():
 
 
 @scenario
+def a_raising_handle_error_still_closes_the_request():
+    """A handle_error() of the user's that raises (on a board, one that asks
+    sys.exc_info) loses nothing: the request is closed, the error reaches
+    the caller, and the server serves the next request."""
+    class Failing(LineEcho):
+        def handle(self):
+            if self.rfile.readline() == b"fail\n":
+                raise ValueError("bad request")
+            self.wfile.write(b"ok\n")
+
+    def handle_error(self, request, client_address):
+        raise RuntimeError("handle_error failed too")
+
+    server = make_server(socketse.TCPServer, Failing, handle_error=handle_error)
+    try:
+        client = client_for(server)
+        client.send(b"fail\n")
+        try:
+            server.handle_request()
+        except RuntimeError:
+            pass
+        else:
+            check(False, "handle_error's own error was swallowed")
+        check(read_all(client) == b"", "the request was not closed")
+        client.close()
+        check(exchange(server, b"fine\n") == b"ok\n", "not served afterwards")
+    finally:
+        close_server(server)
+
+
+@scenario
 def default_handle_error_prints_and_serving_goes_on():
     class Failing(LineEcho):
         def handle(self):
@@ -1170,6 +1201,28 @@ def lifecycle_unix_server_on_an_existing_file():
             check(f.read() == b"precious", "the file was changed")
     finally:
         os.remove(path)
+
+
+@scenario
+def udp_empty_reply_is_sent_and_serving_goes_on():
+    """An empty reply is a datagram as in the stdlib, and never hangs the
+    server (esp32's blocking sendto(b"") would repeat it for ever)."""
+    class Silent(socketse.DatagramRequestHandler):
+        def handle(self):
+            if self.rfile.read() != b"quiet":
+                self.wfile.write(b"loud")
+
+    server = make_server(socketse.UDPServer, Silent)
+    try:
+        for message, expected in ((b"quiet", b""), (b"again", b"loud")):
+            client = client_for(server)  # a new one each: on esp32, a socket
+            client.send(message)         # that got an empty datagram is spoilt
+            server.handle_request()
+            reply = client.recv(1024)
+            client.close()
+            check(reply == expected, reply)
+    finally:
+        close_server(server)
 
 
 @scenario
