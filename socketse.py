@@ -384,6 +384,8 @@ class BaseServer:
         socket_timeout = gettimeout() if gettimeout else None
         if timeout is None or (socket_timeout is not None and socket_timeout < timeout):
             timeout = socket_timeout
+        if timeout is not None and timeout < 0:  # a deadline already past:
+            timeout = 0  # look once, as the stdlib does, never wait for ever
         wait = _readiness_waiter(self)
         if wait is not None:
             if wait(timeout):
@@ -406,8 +408,8 @@ class BaseServer:
         """Take the request that is waiting and handle it."""
         try:
             request, client_address = self.get_request()
-        except OSError as error:
-            if error.args[0] in _OUT_OF_DESCRIPTORS:
+        except (OSError, MemoryError) as error:  # costs this request, not the loop
+            if error.args and error.args[0] in _OUT_OF_DESCRIPTORS:
                 # The connection stays queued, so the socket stays readable:
                 # pause rather than spin until a descriptor is free.
                 import time
@@ -555,9 +557,13 @@ class TCPServer(BaseServer):
         # type: () -> Tuple[Any, Any]
         """Accept a connection: (the new socket, the peer's address)."""
         request, client_address = self.socket.accept()
-        if select is None:  # MicroPython's accepted sockets inherit the
-            request.settimeout(None)  # listener's timeout, set for want of select
-        return request, _readable_address(self.address_family, client_address)
+        try:
+            if select is None:  # MicroPython's accepted sockets inherit the
+                request.settimeout(None)  # listener's timeout, set for want of select
+            return request, _readable_address(self.address_family, client_address)
+        except BaseException:  # a MemoryError on a board, say: not a leak too
+            request.close()
+            raise
 
     def shutdown_request(self, request):
         # type: (Any) -> None
@@ -759,7 +765,7 @@ class _HandlerThreads:
             try:
                 _thread.start_new_thread(self._work, (run, job, reuse))
                 return True
-            except (OSError, RuntimeError) as refusal:  # no thread to be had
+            except (OSError, RuntimeError, MemoryError) as refusal:  # no thread to be had
                 error = refusal
                 self._finish(None)
                 with self._lock:

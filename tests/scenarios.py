@@ -294,6 +294,26 @@ def handle_request_times_out():
 
 
 @scenario
+def handle_request_with_a_deadline_already_past_returns_at_once():
+    """timeout = deadline - now, once the deadline has passed: negative."""
+    timeouts = []
+
+    class Server(socketse.TCPServer):
+        timeout = -5.0
+
+        def handle_timeout(self):
+            timeouts.append(1)
+
+    server = make_server(Server, LineEcho)
+    try:
+        started = time.time()
+        server.handle_request()
+        check(timeouts == [1] and time.time() - started < 2, timeouts)
+    finally:
+        close_server(server)
+
+
+@scenario
 def verify_request_refuses():
     handled = []
 

@@ -755,3 +755,65 @@ def test_unix_server_on_a_live_servers_path_leaves_that_server_serving(unix_path
         sock.sendall(b"alive\n")
         assert sock.recv(100) == b"evila\n"
     assert live.server_address == unix_path
+
+
+class LineEcho(socketse.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+
+def test_out_of_memory_while_taking_a_request_costs_that_request(serve, clients):
+    """A MemoryError from accept() or from turning the address round (what a
+    board's small heap gives under load) costs that request, not the loop."""
+    class Server(socketse.TCPServer):
+        failures = [MemoryError("memory allocation failed")]
+
+        def get_request(self):
+            request = socketse.TCPServer.get_request(self)
+            if self.failures:
+                request[0].close()  # as get_request() itself does when it fails
+                raise self.failures.pop()
+            return request
+
+    server = serve(Server(("127.0.0.1", 0), LineEcho))
+    lost = clients.send(server, b"lost\n")
+    try:
+        assert clients.read_all(lost) == b""  # closed unanswered
+    except ConnectionResetError:  # closed with the request unread
+        pass
+    assert clients.talk(server, b"served\n") == b"served\n"
+    assert server.serving_thread.is_alive()
+
+
+def test_out_of_memory_for_a_thread_waits_for_one_instead(serve, clients, monkeypatch):
+    """start_new_thread() failing for want of memory, as a refusal: the
+    request is served by a thread that becomes free, not dropped."""
+    started = socketse._thread.start_new_thread
+    calls = []
+
+    def second_refused(function, args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for a thread stack")
+        return started(function, args)
+
+    monkeypatch.setattr(socketse._thread, "start_new_thread", second_refused)
+    release = threading.Event()
+
+    class Waiting(socketse.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline()
+            if line == b"first\n":
+                release.wait(TIMEOUT)
+            self.wfile.write(line)
+
+    class Server(socketse.ThreadingTCPServer):
+        reuse_threads = True
+
+    server = serve(Server(("127.0.0.1", 0), Waiting))
+    first = clients.send(server, b"first\n")
+    second = clients.send(server, b"second\n")
+    assert wait_for(lambda: len(calls) >= 2), calls
+    release.set()
+    assert clients.read_all(first) == b"first\n"
+    assert clients.read_all(second) == b"second\n"
