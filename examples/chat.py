@@ -20,7 +20,9 @@ client works too: socat - TCP:127.0.0.1:8766
 
 Runs on CPython, PyPy and MicroPython (server and client), with socketse.py
 beside it or on the path (from the repository root:
-PYTHONPATH=. python3 examples/chat.py).
+PYTHONPATH=. python3 examples/chat.py).  The server needs _thread: on a
+board that is the ESP32 (the Pico W's one extra thread serves one member at
+a time); pass --host 0.0.0.0 there, as board firmware has no loopback.
 """
 
 import _thread  # MicroPython has no threading module

@@ -8,6 +8,8 @@ can tell which).  --threading serves every client in its own thread, so a
 slow client does not hold up the others.  Runs on CPython, PyPy and
 MicroPython, with socketse.py beside it or on the path (from the repository
 root: PYTHONPATH=. python3 examples/echo_server.py).
+On a board (ESP32, Pico W, ESP8266, stm32), pass --host 0.0.0.0: board
+firmware has no loopback interface.
 """
 
 import sys

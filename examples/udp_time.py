@@ -11,6 +11,8 @@ client: echo | socat - UDP:127.0.0.1:8013
 
 Runs on CPython, PyPy and MicroPython, with socketse.py beside it or on the
 path (from the repository root: PYTHONPATH=. python3 examples/udp_time.py).
+On a board (ESP32, Pico W, ESP8266, stm32), pass --host 0.0.0.0: board
+firmware has no loopback interface.
 """
 
 import socket
