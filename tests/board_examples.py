@@ -19,7 +19,7 @@ import sys
 import select as board_select  # the build's own, before --board replaces them
 import socket as board_socket
 
-from portable import Skip, check, need_threads, run, take_options, wait_until
+from runner import Skip, check, need_threads, run, take_options, wait_until
 
 take_options()
 

@@ -7,7 +7,7 @@ socketse on builds that lack them; ``--board`` imports tests/boards/NAME.py
 first, which re-creates a board's own modules (run it on a MicroPython
 built with the boards' socket layer, see tests/test_portable.py).  Each
 scenario prints a line; the last line is "N passed, N failed, N skipped"
-and the exit status is 1 if any failed.  tests/portable.py holds what this
+and the exit status is 1 if any failed.  tests/runner.py holds what this
 runner shares with tests/board_examples.py.
 
 Most scenarios need no thread: a client connects and sends its request
@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 
-from portable import (Skip, check, need_threads, run, start_thread, take_options,
+from runner import (Skip, check, need_threads, run, start_thread, take_options,
                       threads_at_once, wait_until)
 
 take_options()
