@@ -619,14 +619,14 @@ def unbuffered_wfile_sends_everything():
             self.wfile.write(b"x" * size)
 
     server = make_server(socketse.ThreadingTCPServer, Large)
+    client = client_for(server)
     try:
-        client = client_for(server)
         client.send(b"go\n")
         server.handle_request()
         reply = read_all(client)
         check(len(reply) == size, len(reply))
-        client.close()
     finally:
+        client.close()  # first: a handler still writing to it would hold server_close()
         close_server(server)
 
 
