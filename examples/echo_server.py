@@ -23,6 +23,16 @@ class EchoHandler(socketse.StreamRequestHandler):
             self.wfile.write(line)
 
 
+# Our own classes, so that allow_reuse_address (restart at once on the same
+# port) changes these servers, not every socketse server in the program.
+class EchoServer(socketse.TCPServer):
+    allow_reuse_address = True
+
+
+class ThreadingEchoServer(socketse.ThreadingTCPServer):
+    allow_reuse_address = True
+
+
 def option(name, default):
     if name in sys.argv:
         return sys.argv[sys.argv.index(name) + 1]
@@ -39,8 +49,7 @@ def main():
         print(usage())
         return
     address = (option("--host", "127.0.0.1"), int(option("--port", "8765")))
-    server_class = socketse.ThreadingTCPServer if "--threading" in sys.argv else socketse.TCPServer
-    server_class.allow_reuse_address = True
+    server_class = ThreadingEchoServer if "--threading" in sys.argv else EchoServer
     with server_class(address, EchoHandler) as server:
         print("serving on %s port %s" % server.server_address[:2])
         try:
@@ -49,4 +58,5 @@ def main():
             print("stopped")
 
 
-main()
+if __name__ == "__main__":
+    main()
