@@ -76,6 +76,18 @@ def no_threads_left():
     while _thread._count() > 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _thread._count() == 0, "%d threads left" % _thread._count()
+
+def end_round(server, threads):
+    # server_close(), then every client must have had its answer or end.
+    server.server_close()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive(), "a client never got an answer or an end"
+
+def end_storm(*counts):
+    check_answers()
+    no_threads_left()
+    print("rounds", ROUNDS, *counts, "clients", len(ANSWERED))
 """
 
 SIGNALS = COMMON + """
@@ -98,13 +110,8 @@ for round in range(ROUNDS):
     server.serve_forever(poll_interval=0.01)
     server.serve_forever(poll_interval=0.01)  # and once more, signals still arriving
     signal.setitimer(signal.ITIMER_REAL, 0)
-    server.server_close()
-    for thread in threads:
-        thread.join(10)
-        assert not thread.is_alive(), "a client never got an answer or an end"
-check_answers()
-no_threads_left()
-print("rounds", ROUNDS, "shutdowns", len(shutdowns), "clients", len(ANSWERED))
+    end_round(server, threads)
+end_storm("shutdowns", len(shutdowns))
 """
 
 SHUTDOWNS = COMMON + """
@@ -119,13 +126,8 @@ for round in range(ROUNDS):
     server.shutdown()
     serving.join(10)
     assert not serving.is_alive(), "shutdown() returned, serve_forever did not"
-    server.server_close()
-    for thread in threads:
-        thread.join(10)
-        assert not thread.is_alive(), "a client never got an answer or an end"
-check_answers()
-no_threads_left()
-print("rounds", ROUNDS, "clients", len(ANSWERED))
+    end_round(server, threads)
+end_storm()
 """
 
 
@@ -183,13 +185,8 @@ for round in range(ROUNDS):
     server = WrappedServer(("127.0.0.1", 0), Handler)
     threads = clients(server.server_address[1], 6)
     server.serve_forever(poll_interval=0.01)
-    server.server_close()
-    for thread in threads:
-        thread.join(10)
-        assert not thread.is_alive(), "a client never got an answer or an end"
-check_answers()
-no_threads_left()
-print("rounds", ROUNDS, "clients", len(ANSWERED))
+    end_round(server, threads)
+end_storm()
 """
 
 
