@@ -474,11 +474,10 @@ class BaseServer:
         on serving."""
         print('-' * 40 + '\nException occurred during processing of request from',
               client_address, file=sys.stderr)
-        error = _current_error()
         if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
-            sys.print_exception(error, sys.stderr)
+            sys.print_exception(_current_error(), sys.stderr)
         else:  # the interpreter's own display: nothing to import
-            sys.__excepthook__(type(error), error, error.__traceback__)
+            sys.__excepthook__(*sys.exc_info())
         print('-' * 40, file=sys.stderr)
 
     def __enter__(self):
