@@ -198,6 +198,20 @@ def tcp_base_handler_hooks_in_order():
 
 
 @scenario
+def tcp_an_empty_write_sends_nothing():
+    """wfile.write(b"") is no send at all: esp32's send(b"") reports a
+    timeout instead of sending nothing."""
+    class Quiet(socketse.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline()
+            check(self.wfile.write(b"") in (0, None), "write(b'') returned data")
+            self.wfile.write(line)
+
+    server, reply = one_exchange(socketse.TCPServer, Quiet)
+    check(reply == b"hello\n", reply)
+
+
+@scenario
 def udp_datagram_handler():
     server, reply = one_exchange(socketse.UDPServer, DatagramEcho)
     check(reply == b"HELLO\n", reply)
