@@ -30,6 +30,11 @@ def wait_until(condition, seconds=10.0):
     return True
 
 
+def random_port():
+    """A port to try: MicroPython's sockets can't tell which one port 0 chose."""
+    return 20000 + int.from_bytes(os.urandom(2), "little") % 40000
+
+
 def hide_modules(names):
     """Make ``import name`` fail for each name, as on a build without it."""
     class Refuse:

@@ -20,8 +20,8 @@ import socket
 import sys
 import time
 
-from runner import (Skip, check, need_threads, run, start_thread, take_options,
-                      threads_at_once, wait_until)
+from runner import (Skip, check, need_threads, random_port, run, start_thread,
+                    take_options, threads_at_once, wait_until)
 
 take_options()
 
@@ -47,10 +47,6 @@ def scenario(function, name=None):
 
 
 # -- servers and clients ----------------------------------------------------
-
-def random_port():
-    return 20000 + int.from_bytes(os.urandom(2), "little") % 40000
-
 
 def unix_path():
     return "%s/socketse-%s.sock" % (SCRATCH, "".join("%02x" % b for b in os.urandom(4)))
