@@ -80,22 +80,16 @@ except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
 
-# ENFILE and EMFILE, by number: MicroPython's errno lacks them.
-_OUT_OF_DESCRIPTORS = (23, 24)
-
-# MicroPython's unix port has socket.sockaddr() because its sockets take and
-# give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
-_raw_addresses = hasattr(socket, "sockaddr")
-
-
 def _native_address(address):
     # type: (Any) -> Any
     """The address in the form this platform's bind, connect and sendto take."""
-    if not _raw_addresses or not isinstance(address, (tuple, str)):
+    # MicroPython's unix port has socket.sockaddr() because its sockets take
+    # and give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
+    if not hasattr(socket, "sockaddr") or not isinstance(address, (tuple, str)):
         return address
-    if isinstance(address, str):  # a Unix socket path
-        import struct
-        return struct.pack("H", socket.AF_UNIX) + address.encode() + b"\0"
+    if isinstance(address, str):  # a Unix socket path, or "\0" and an
+        import struct  # abstract name: no NUL added, as the length tells the end
+        return struct.pack("H", socket.AF_UNIX) + address.encode()
     host, port = address[:2]
     return socket.getaddrinfo(host or "0.0.0.0", port)[0][-1]
 
@@ -142,42 +136,54 @@ if _thread is not None:
     _get_ident = _thread.get_ident
 else:
     class _allocate_lock:  # type: ignore[no-redef]
-        """With one thread only, a lock has nothing to guard (and only
-        BaseServer uses one: ThreadingMixIn refuses to start)."""
+        """With one thread only, a lock guards against re-entry alone:
+        acquire() never waits, and tells whether the lock was free
+        (ThreadingMixIn refuses to start)."""
+        locked = False
 
-        def __enter__(self):
-            # type: () -> None
-            pass
+        def acquire(self, *blocking):
+            # type: (Any) -> bool
+            free = not self.locked
+            self.locked = True
+            return free
 
         def __exit__(self, *exc_info):
             # type: (Any) -> None
-            pass
+            self.locked = False
+
+        __enter__ = acquire
+        release = __exit__
 
     _get_ident = int  # the one thread's ident: int() is 0
 
-# Boards have no sys.exc_info (MicroPython's unix and windows ports alone
-# enable it): there, the error handed to handle_error() is noted per thread,
-# for the default handle_error() to print.
+# MicroPython prints an error with sys.print_exception(error), and its
+# sys.exc_info(), where it has one, is one for all threads: the error handed
+# to handle_error() is noted per thread, for the default handle_error().
 _errors_noted = {}  # type: dict[int, BaseException]
-_errors_lock = _allocate_lock()
+# Held for a moment by whatever changes state shared by all servers: the
+# errors noted, the timeout of a socket that sends an empty reply.
+_module_lock = _allocate_lock()
 
 
 def _handle_error(server, request, client_address, error):
     # type: (Any, Any, Any, BaseException) -> None
     """server.handle_error() for this error."""
-    if not hasattr(sys, "exc_info"):
-        with _errors_lock:
-            _errors_noted[_get_ident()] = error
+    if hasattr(sys, "print_exception"):
+        # No with: on MicroPython its end would clear sys.exc_info().
+        _module_lock.acquire()
+        _errors_noted[_get_ident()] = error
+        _module_lock.release()
     server.handle_error(request, client_address)
 
 
 def _current_error():
     # type: () -> Any
-    """The error that handle_error() is called for."""
-    if hasattr(sys, "exc_info"):
-        return sys.exc_info()[1]
-    with _errors_lock:
-        return _errors_noted.pop(_get_ident(), None)
+    """On MicroPython, the error that handle_error() is called for."""
+    with _module_lock:
+        error = _errors_noted.pop(_get_ident(), None)
+    if error is None and hasattr(sys, "exc_info"):  # a call of the user's own
+        error = sys.exc_info()[1]
+    return error
 
 
 try:
@@ -209,8 +215,8 @@ except ImportError:  # MicroPython's io has IOBase, BytesIO and StringIO only
 # On CPython and PyPy, makefile() gives a file over a socket.SocketIO that
 # leaves the socket open when closed.  Elsewhere it may give a file on the
 # socket's own descriptor, which closes the socket, or closes a newer
-# connection's descriptor when garbage-collected: _SocketFile is used there.
-_makefile_is_separate = hasattr(socket, "SocketIO")
+# connection's descriptor when garbage-collected: _SocketFile is used there
+# (StreamRequestHandler.setup() tells them apart by socket.SocketIO).
 
 
 class _SocketFile(_BinaryFile):
@@ -218,9 +224,10 @@ class _SocketFile(_BinaryFile):
     before it returns.  Where it is also the rfile, because makefile() is
     unsafe there, the socket's own stream methods read."""
 
-    def __init__(self, sock):
-        # type: (Any) -> None
+    def __init__(self, sock, timeout):
+        # type: (Any, Optional[float]) -> None
         self._sock = sock
+        self.timeout = timeout
 
     def writable(self):
         # type: () -> bool
@@ -233,11 +240,20 @@ class _SocketFile(_BinaryFile):
     def write(self, data):
         # type: (Any) -> int
         # A loop over send(), since sendall() may stop short on MicroPython.
+        # The timeout bounds the whole call (each send() waits up to it, and
+        # none starts after it), so that a client reading a byte at a time
+        # cannot hold the handler.
         view = memoryview(data)
         if hasattr(view, "cast"):  # count bytes, not items of a wider format
             view = view.cast("B")
-        sent = 0
+        timeout, sent = self.timeout, 0
+        if timeout:
+            import time
+            deadline = time.time() + timeout
         while sent < len(view):  # never send(b""): esp32 takes it for a timeout
+            if sent and timeout and time.time() > deadline:
+                from errno import ETIMEDOUT
+                raise getattr(socket, "timeout", OSError)(ETIMEDOUT, "timed out")
             sent += self._sock.send(view[sent:])
         return sent
 
@@ -319,9 +335,11 @@ class BaseServer:
         """Serve requests one after another until shutdown() is called,
         calling service_actions() at least every poll_interval seconds.
         self.timeout plays no part here."""
-        with self.__serving:
-            self.__serving_thread = _get_ident()
-            wakeup_reader = None
+        if not self.__serving.acquire(False):
+            raise RuntimeError("serve_forever() is running already")
+        self.__serving_thread = _get_ident()
+        wakeup_reader = wait = None  # type: Any
+        try:
             if select is not None and hasattr(socket, "socketpair"):
                 # What shutdown() writes to, waited on with our socket: the
                 # loop wakes at once.  Without select, accept() waits instead.
@@ -329,22 +347,25 @@ class BaseServer:
             wait = _readiness_waiter(self, wakeup_reader)
             if wait is None:  # no select: accept() itself waits, briefly
                 self.socket.settimeout(poll_interval)
-            try:
-                while not self._stopping:
+            while not self._stopping:
+                try:
                     ready = wait(poll_interval) if wait else True
-                    if self._stopping:
-                        break
-                    if ready:
-                        self._handle_request_noblock()
-                    self.service_actions()
-            finally:
-                if wait is None:
-                    self.socket.settimeout(None)
-                self._stopping = False
-                if wakeup_reader is not None:
-                    self.__wakeup.close()
-                    wakeup_reader.close()
-                self.__wakeup = None
+                except MemoryError:  # a board's heap, full for now: wait on
+                    ready = False
+                if self._stopping:
+                    break
+                if ready:
+                    self._handle_request_noblock()
+                self.service_actions()
+        finally:
+            if wait is None:
+                self.socket.settimeout(None)
+            self._stopping = False
+            if wakeup_reader is not None:
+                self.__wakeup.close()
+                wakeup_reader.close()
+            self.__wakeup = None
+            self.__serving.release()
         # __serving_thread keeps its value: a signal handler calling
         # shutdown() in this thread, however late, must not wait for a lock
         # its own thread may still hold.
@@ -409,9 +430,10 @@ class BaseServer:
         try:
             request, client_address = self.get_request()
         except (OSError, MemoryError) as error:  # costs this request, not the loop
-            if error.args and error.args[0] in _OUT_OF_DESCRIPTORS:
-                # The connection stays queued, so the socket stays readable:
-                # pause rather than spin until a descriptor is free.
+            if error.args and error.args[0] in (23, 24):
+                # ENFILE or EMFILE (by number: MicroPython's errno lacks
+                # them).  The connection stays queued, so the socket stays
+                # readable: pause rather than spin until a descriptor is free.
                 import time
                 time.sleep(0.1)
             return
@@ -504,7 +526,10 @@ class TCPServer(BaseServer):
 
     address_family = socket.AF_INET
     socket_type = socket.SOCK_STREAM
-    request_queue_size = getattr(socket, "SOMAXCONN", 5)
+    # Without SOMAXCONN (MicroPython), 32: on the unix port a burst of 200
+    # connects is then all answered within a second or two (with 5, as the
+    # stdlib has, 80 of them in 5 s), and a board's lwIP keeps 32 pointers.
+    request_queue_size = getattr(socket, "SOMAXCONN", 32)
     allow_reuse_address = False
     allow_reuse_port = False
 
@@ -569,11 +594,16 @@ class TCPServer(BaseServer):
         """Send the end of the stream, then close_request().  The explicit
         end reaches the peer even while another reference (a makefile()
         object, a forked child) keeps the socket itself open."""
-        if hasattr(request, "shutdown"):  # MicroPython's sockets have none
-            try:
+        try:
+            if hasattr(request, "shutdown"):
                 request.shutdown(socket.SHUT_WR)
-            except OSError:  # the peer has gone already (ENOTCONN)
-                pass
+            else:  # MicroPython: close() with input unread would reset the
+                request.settimeout(0)  # connection: read what has come, up
+                for _ in range(1024):  # to 64 KiB, without waiting (in small
+                    if not request.recv(64):  # reads: a board's heap is small)
+                        break
+        except OSError:  # the peer has gone already (ENOTCONN), or no more input
+            pass
         self.close_request(request)
 
     def close_request(self, request):
@@ -692,55 +722,55 @@ if hasattr(os, "fork"):
             self.collect_children(blocking=self.block_on_close)
 
 
-def _release(lock):
-    # type: (Any) -> None
-    """Release a lock that someone else may have released first."""
-    try:
-        lock.release()
-    except RuntimeError:
-        pass
-
-
 class _HandlerThreads:
     """The handler threads of one ThreadingMixIn server, kept with _thread.
 
     The serving thread alone calls start(); a handler thread calls
-    _finish() after each request, then parks until start() hands it the
-    next one, or close() ends it.  Under _lock, these hold:
+    _finish() after each request, then, if reuse_threads, parks until
+    start() hands it the next one, or close() ends it.  Under _lock, these
+    hold:
 
     - _busy counts the requests handed over and not finished, and never
       exceeds _limit: max_threads, or fewer once the platform refused a
       thread (the Pico W has one to give), so a refused request waits for
       a busy thread as it would at max_threads;
-    - _parked holds a [wake-up lock, job] slot per parked thread; None
-      once closed;
-    - _all_done is held while _busy is not 0, for join().
+    - _parked holds a [wake-up lock, request] slot per parked thread, at
+      most 16 of them (None once closed); where locks can wait with a
+      timeout, a slot parked idle_seconds ends its thread: after a spike
+      of clients, its threads do not stay;
+    - _all_done is held while _busy is not 0, for join();
+    - _handlers holds the idents of the handler threads, so that join()
+      called by one of them does not wait for itself.
 
     A start() that finds no room publishes a fresh, held lock as _waiter,
-    and sleeps on it until a _finish() or stop_waiting() releases it.
-    stop_waiting() takes no lock, so shutdown() may call it from a signal
-    handler while the serving thread holds _lock.
+    and sleeps on it until stop_waiting() releases it: _finish() calls it,
+    and so does shutdown().  It takes no lock, so a signal handler may call
+    it while the serving thread holds _lock; a start() it wakes for
+    nothing looks again.
     """
 
-    def __init__(self, limit, stopping):
-        # type: (Optional[int], Callable[[], bool]) -> None
-        self._limit = limit
-        self._stopping = stopping
+    idle_seconds = 60
+
+    def __init__(self, server):
+        # type: (Any) -> None
+        self.server = server
+        self._limit = server.max_threads  # type: Optional[int]
         self._busy = 0
         self._lock = _allocate_lock()
         self._all_done = _allocate_lock()
         self._parked = []  # type: Optional[list[list[Any]]]
         self._waiter = None  # type: Any
+        self._handlers = set()  # type: set[int]
 
     def __len__(self):
         # type: () -> int
         return self._busy
 
-    def start(self, run, job, reuse):
-        # type: (Callable[..., None], Tuple[Any, ...], bool) -> bool
-        """Call run(*job) in a handler thread, a parked one if reuse, and
-        return True; False, without calling it, if stopping() turned true
-        while there was no room."""
+    def start(self, request):
+        # type: (Tuple[Any, Any]) -> bool
+        """Have a handler thread, a parked one if any, call the server's
+        process_request_thread(*request), and return True; False, without
+        calling it, if a shutdown came while there was no room."""
         for attempt in range(20):
             while True:
                 with self._lock:
@@ -748,21 +778,24 @@ class _HandlerThreads:
                         if not self._busy:
                             self._all_done.acquire()
                         self._busy += 1
-                        slot = self._parked.pop() if reuse and self._parked else None
+                        slot = self._parked.pop() if self._parked else None
                         break
                     waiter = self._waiter = _allocate_lock()
                     waiter.acquire()
-                # Published before stopping() is read: a shutdown() either
+                # Published before _stopping is read: a shutdown() either
                 # comes first and is seen, or finds the waiter and frees it.
-                if self._stopping():
+                if self.server._stopping:
                     return False
                 waiter.acquire()
             if slot:
-                slot[1] = job
+                slot[1] = request
                 slot[0].release()
                 return True
-            try:
-                _thread.start_new_thread(self._work, (run, job, reuse))
+            try:  # then wait until the thread runs, as threading's start() does
+                wakeup = _allocate_lock()
+                wakeup.acquire()
+                _thread.start_new_thread(self._work, (wakeup, request))
+                wakeup.acquire()
                 return True
             except (OSError, RuntimeError, MemoryError) as refusal:  # no thread to be had
                 error = refusal
@@ -782,45 +815,89 @@ class _HandlerThreads:
         handler to end."""
         waiter = self._waiter
         if waiter:
-            _release(waiter)
-
-    def _work(self, run, job, reuse):
-        # type: (Callable[..., None], Optional[Tuple[Any, ...]], bool) -> None
-        slot = None  # type: Any
-        while job:
             try:
-                run(*job)
-                if reuse and not slot:
-                    slot = [_allocate_lock(), None]
-                    slot[0].acquire()
-            except BaseException:  # SystemExit ends the thread, as in the stdlib
-                self._finish(None)
-                raise
-            if not self._finish(slot):
-                return
-            slot[0].acquire()  # until start() hands over a job, or close() None
-            job = slot[1]
+                waiter.release()
+            except RuntimeError:  # released already: start() is awake
+                pass
+
+    def _work(self, wakeup, request):
+        # type: (Any, Optional[Tuple[Any, Any]]) -> None
+        wakeup.release()
+        me = _get_ident()
+        with self._lock:
+            self._handlers.add(me)
+        slot = None  # type: Any
+        try:
+            while request:
+                try:
+                    self.server.process_request_thread(*request)
+                    if not slot:
+                        slot = [_allocate_lock(), None]
+                        slot[0].acquire()
+                except BaseException as error:  # SystemExit and kin end the thread
+                    # Reported where programs watch for thread deaths, as
+                    # the stdlib's are, before join() can return: through
+                    # threading.excepthook where threading is in use.
+                    try:
+                        threading = sys.modules.get("threading")  # type: Any
+                        if not hasattr(threading, "excepthook"):
+                            raise
+                        threading.excepthook(threading.ExceptHookArgs(
+                            (type(error), error, error.__traceback__, None)))
+                        return
+                    finally:
+                        self._finish(None)
+                if not self._finish(slot):
+                    return
+                # Parked: wait for start() to hand over a request, or
+                # close() None, or (where a lock can wait with a timeout)
+                # for idle_seconds; then, if still parked, end.
+                try:
+                    woken = slot[0].acquire(1, self.idle_seconds)
+                except TypeError:  # MicroPython's locks wait without a timeout
+                    woken = slot[0].acquire()
+                if not woken:
+                    with self._lock:
+                        parked = self._parked
+                        if parked and slot in parked:
+                            parked.remove(slot)
+                            return
+                    slot[0].acquire()  # start() or close() took it: it releases it
+                request = slot[1]
+        finally:
+            with self._lock:
+                self._handlers.discard(me)
 
     def _finish(self, slot):
         # type: (Any) -> bool
-        """Count a request finished; park the slot, if any, unless closed.
-        Return whether it parked."""
+        """Count a request finished; park the slot, if any, unless closed,
+        or reuse_threads is off, or enough threads are parked.  Return
+        whether it parked."""
         with self._lock:
             self._busy -= 1
             if not self._busy:
                 self._all_done.release()
-            waiter, self._waiter = self._waiter, None
-            parked = self._parked if slot else None
-            if parked is not None:
-                parked.append(slot)
-        if waiter:
-            _release(waiter)
-        return parked is not None
+            parked = self._parked
+            try:  # on a full heap, the thread ends instead of parking
+                if (slot and parked is not None and len(parked) < 16
+                        and self.server.reuse_threads):
+                    parked.append(slot)
+                else:
+                    slot = None
+            except MemoryError:
+                slot = None
+        self.stop_waiting()  # room for a waiting start(), if any
+        return slot is not None
 
     def join(self):
         # type: () -> None
-        with self._all_done:
-            pass
+        """Wait until no request is busy, unless called by a handler (one
+        that closes its own server): it would wait for itself."""
+        with self._lock:
+            handler = _get_ident() in self._handlers
+        if not handler:
+            with self._all_done:
+                pass
 
     def close(self):
         # type: () -> None
@@ -877,9 +954,8 @@ class ThreadingMixIn(_MixIn):
         # type: (Any, Any) -> None
         """Hand the request to a handler thread."""
         if not isinstance(self._threads, _HandlerThreads):
-            self._threads = _HandlerThreads(self.max_threads, lambda: self._stopping)
-        if not self._threads.start(self.process_request_thread,
-                                   (request, client_address), self.reuse_threads):
+            self._threads = _HandlerThreads(self)
+        if not self._threads.start((request, client_address)):
             self.shutdown_request(request)  # shutting down: as if never accepted
 
     def _wake_loop(self):
@@ -900,20 +976,26 @@ class ThreadingMixIn(_MixIn):
 # The ready-made servers
 # ---------------------------------------------------------------------------
 
-if hasattr(os, "fork"):
+# Each mix-in with each server class this platform has, named as the
+# stdlib names them: ThreadingTCPServer, ForkingUnixDatagramServer and so
+# on.  Made here in one expression (whose names a board need not keep), as
+# eight class statements would cost a board their code; mypy reads them as
+# written below.
+if TYPE_CHECKING:
     class ForkingUDPServer(ForkingMixIn, UDPServer): pass
     class ForkingTCPServer(ForkingMixIn, TCPServer): pass
-
-class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
-class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
-
-if hasattr(socket, "AF_UNIX"):
+    class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
+    class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
     class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): pass
     class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): pass
-
-    if hasattr(os, "fork"):
-        class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
-        class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
+    class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
+    class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
+globals().update(
+    (name, type(name, (mixin, server), {}))
+    for mixin in (ThreadingMixIn, globals().get("ForkingMixIn")) if mixin
+    for server in (UDPServer, TCPServer, globals().get("UnixStreamServer"),
+                   globals().get("UnixDatagramServer")) if server
+    for name in [mixin.__name__[:-5] + server.__name__])
 
 
 # ---------------------------------------------------------------------------
@@ -969,8 +1051,8 @@ class StreamRequestHandler(BaseRequestHandler):
         if self.disable_nagle_algorithm:
             self.connection.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
                                        getattr(socket, "TCP_NODELAY", 1), 1)
-        self.rfile = self.wfile = _SocketFile(self.connection)  # type: Any
-        if _makefile_is_separate:
+        self.rfile = self.wfile = _SocketFile(self.connection, self.timeout)  # type: Any
+        if hasattr(socket, "SocketIO"):  # makefile() is safe: see _SocketFile
             self.rfile = self.connection.makefile('rb', self.rbufsize)
             if self.wbufsize:
                 self.wfile = self.connection.makefile('wb', self.wbufsize)
@@ -1008,7 +1090,7 @@ class DatagramRequestHandler(BaseRequestHandler):
         # repeats it for ever: send it without waiting (esp32 then sends it
         # once and reports a timeout), on a socket other handler threads
         # share, so one at a time.
-        with _empty_reply_lock:
+        with _module_lock:
             timeout = sock.gettimeout() if hasattr(sock, "gettimeout") else None
             sock.settimeout(0)
             try:
@@ -1018,8 +1100,6 @@ class DatagramRequestHandler(BaseRequestHandler):
             finally:
                 sock.settimeout(timeout)
 
-
-_empty_reply_lock = _allocate_lock()
 
 
 # Every public name is a class; which ones exist depends on the platform.

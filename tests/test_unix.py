@@ -2,11 +2,13 @@
 
 import os
 import socket
+import subprocess
 
 import pytest
 
 import socketse
-from conftest import TIMEOUT
+from conftest import REPO_ROOT, TIMEOUT
+from example_programs import micropython_or_skip
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
 
@@ -75,3 +77,39 @@ def test_mixed_in_datagram_servers_serve(name, unix_path, clients):
         client = clients.send_datagram(server, name.encode())
         server.handle_request()
         assert client.recv(100) == name.encode()
+
+
+ABSTRACT_SERVER = """
+import socketse
+
+class Greet(socketse.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"hello " + self.rfile.readline())
+
+server = socketse.UnixStreamServer(%r, Greet)
+print("ready")
+server.handle_request()
+server.server_close()
+"""
+
+
+def test_a_micropython_server_takes_the_abstract_name_it_is_given():
+    """On Linux, "\\0name" is an abstract address: a MicroPython server
+    bound to it is reached by that very name from another program."""
+    name = "\0socketse-test-%d" % os.getpid()
+    server = subprocess.Popen(
+        [micropython_or_skip(), "-c", ABSTRACT_SERVER % name], stdout=subprocess.PIPE,
+        env=dict(os.environ, MICROPYPATH=REPO_ROOT))
+    try:
+        assert server.stdout.readline() == b"ready\n"
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(TIMEOUT)
+            client.connect(name)
+            client.sendall(b"abstract\n")
+            assert client.recv(1024) == b"hello abstract\n"
+        assert server.wait(TIMEOUT) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
