@@ -97,4 +97,5 @@ def main():
     return code if 0 <= code < 256 else 1  # a negative status: killed by a signal
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
