@@ -32,14 +32,22 @@ Where socketse differs from the stdlib, it is on purpose:
   poll_interval seconds (where the platform has socket.socketpair and
   select), and a handler of a single-threaded server, or a signal handler
   in the serving thread, may call it without deadlocking: the loop ends
-  after that request.
-- ThreadingMixIn reuses its handler threads (reuse_threads) and can bound
-  them (max_threads); handler threads are ``_thread`` threads, which
-  server_close() waits for (block_on_close) and interpreter exit does not.
-  The mix-ins have no server_close() of their own: BaseServer's waits for
-  their handlers, as MicroPython's super() cannot chain through mix-ins.
+  after that request.  A second serve_forever() on a serving server
+  raises RuntimeError instead of running a second loop.
+- ThreadingMixIn reuses its handler threads (reuse_threads), keeps at most
+  16 idle ones (for at most a minute, where locks can wait with a timeout)
+  and can bound them (max_threads); handler threads are ``_thread``
+  threads, which server_close() waits for (block_on_close), unless called
+  by one of them, and interpreter exit does not.  The mix-ins have no
+  server_close() of their own: BaseServer's waits for their handlers, as
+  MicroPython's super() cannot chain through mix-ins.
 - An IPv6 literal address such as ("::1", 0) works on a class that did not
-  choose an address family; request_queue_size is socket.SOMAXCONN, not 5.
+  choose an address family; request_queue_size is socket.SOMAXCONN (32
+  where there is none), not 5.
+- StreamRequestHandler.timeout bounds a whole unbuffered wfile.write(), as
+  it bounds the stdlib's sendall(); where sockets cannot half-close, the
+  input a handler left unread is read before closing, so that the client
+  sees the end of the stream rather than a reset.
 - When accept() fails for want of descriptors, the loop pauses instead of
   spinning; StreamRequestHandler.finish() never raises for a peer that left.
 - On MicroPython, addresses are translated to and from the raw form its

@@ -93,7 +93,8 @@ def readme_footprint_table():
 
 def test_readme_footprint_table_is_what_make_footprint_measures():
     """The README's figures are the ones `make footprint` prints today: a
-    change that moves them updates the README too (paste the table below)."""
+    change that moves them updates the README too, with
+    `python tools/footprint.py --readme`."""
     tool("micropython"), tool("mpy-cross")
     measured = [line for line in footprint.table() if line.startswith("|")]
     assert readme_footprint_table() == measured, "\n".join(["README.md should have:"] + measured)

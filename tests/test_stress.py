@@ -194,3 +194,39 @@ end_storm()
 def test_a_signal_inside_the_pools_lock_may_call_shutdown():
     output = storm(INSIDE_THE_POOL_LOCK, 1, rounds=20)
     assert "clients 120" in output, output
+
+
+IDLE_EXPIRY = COMMON + """
+# Parked threads time out while start() hands them requests: idle_seconds
+# is a millisecond, and clients come in bursts with pauses around it, so
+# that an expiring thread and start() meet at the same slot.  Nothing shuts
+# down early here: every echo is answered.
+socketse._HandlerThreads.idle_seconds = 0.001
+
+class Unbounded(Server):
+    max_threads = None
+
+for round in range(ROUNDS):
+    server = Unbounded(("127.0.0.1", 0), Handler)
+    serving = threading.Thread(target=server.serve_forever, args=(0.01,))
+    serving.start()
+    threads = []
+    for burst in range(5):
+        threads += clients(server.server_address[1], 8)
+        time.sleep(random.random() * 0.003)
+    for thread in threads:
+        thread.join(10)
+    server.shutdown()
+    serving.join(10)
+    end_round(server, threads)
+unanswered = [word for word, reply in ANSWERED
+              if word.startswith(b"echo") and reply != word + b"\\n"]
+assert not unanswered, unanswered
+end_storm()
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_idle_threads_expiring_while_requests_arrive_lose_no_request(seed):
+    output = storm(IDLE_EXPIRY, seed, rounds=30)
+    assert "clients 1200" in output, output

@@ -320,7 +320,24 @@ def table():
     return header + lines
 
 
+def write_readme_table(readme):
+    """Put the measured rows in place of the table under "## Footprint"."""
+    with open(readme) as source:
+        text = source.read()
+    head, section = text.split("\n## Footprint\n", 1)
+    section, tail = section.split("\n## ", 1)
+    rows = [line for line in table() if line.startswith("|")]
+    kept = [line for line in section.split("\n") if not line.startswith("|")]
+    start = next(i for i, line in enumerate(section.split("\n")) if line.startswith("|"))
+    section = "\n".join(kept[:start] + rows + kept[start:])
+    with open(readme, "w") as target:
+        target.write(head + "\n## Footprint\n" + section + "\n## " + tail)
+
+
 def main():
+    if sys.argv[1:] == ["--readme"]:  # README.md's table, as measured now
+        write_readme_table(os.path.join(os.path.dirname(SOCKETSE), "README.md"))
+        return 0
     print("\n".join(table()))
     return 0
 
