@@ -69,6 +69,9 @@ try:  # MicroPython's compiler drops code under a false const() altogether
 except ImportError:
     const = bool  # only ever given a bool here
 
+# Types are inline annotations, in strings: they read as Python and mypy
+# --strict checks them; CPython 3.6+ and PyPy never evaluate the strings, and
+# MicroPython's compiler drops annotations altogether.
 TYPE_CHECKING = const(False)  # mypy takes it as True; typing is never imported
 del const
 if TYPE_CHECKING:
@@ -88,8 +91,7 @@ except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
 
-def _native_address(address):
-    # type: (Any) -> Any
+def _native_address(address: "Any") -> "Any":
     """The address in the form this platform's bind, connect and sendto take."""
     # MicroPython's unix port has socket.sockaddr() because its sockets take
     # and give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
@@ -102,8 +104,7 @@ def _native_address(address):
     return socket.getaddrinfo(host or "0.0.0.0", port)[0][-1]
 
 
-def _readable_address(family, address):
-    # type: (int, Any) -> Any
+def _readable_address(family: "int", address: "Any") -> "Any":
     """The (host, port) form of an address from accept() or recvfrom(),
     which MicroPython gives as raw sockaddr bytes.  Unix addresses stay as
     they are: they are only ever passed back to sendto()."""
@@ -113,8 +114,8 @@ def _readable_address(family, address):
     return socket.inet_ntop(family, host), port
 
 
-def _readiness_waiter(server, wakeup=None):
-    # type: (Any, Any) -> Optional[Callable[[Optional[float]], Any]]
+def _readiness_waiter(server: "Any", wakeup: "Any" = None
+                      ) -> "Optional[Callable[[Optional[float]], Any]]":
     """A function that waits up to a timeout in seconds (None: for ever) until
     the server, or the wakeup socket, is readable, and tells whether one is;
     None where there is no select module."""
@@ -149,14 +150,12 @@ else:
         (ThreadingMixIn refuses to start)."""
         locked = False
 
-        def acquire(self, *blocking):
-            # type: (Any) -> bool
+        def acquire(self, *blocking: "Any") -> "bool":
             free = not self.locked
             self.locked = True
             return free
 
-        def __exit__(self, *exc_info):
-            # type: (Any) -> None
+        def __exit__(self, *exc_info: "Any") -> None:
             self.locked = False
 
         __enter__ = acquire
@@ -167,14 +166,14 @@ else:
 # MicroPython prints an error with sys.print_exception(error), and its
 # sys.exc_info(), where it has one, is one for all threads: the error handed
 # to handle_error() is noted per thread, for the default handle_error().
-_errors_noted = {}  # type: dict[int, BaseException]
+_errors_noted: "dict[int, BaseException]" = {}
 # Held for a moment by whatever changes state shared by all servers: the
 # errors noted, the timeout of a socket that sends an empty reply.
 _module_lock = _allocate_lock()
 
 
-def _handle_error(server, request, client_address, error):
-    # type: (Any, Any, Any, BaseException) -> None
+def _handle_error(server: "Any", request: "Any", client_address: "Any",
+                  error: "BaseException") -> None:
     """server.handle_error() for this error."""
     if hasattr(sys, "print_exception"):
         # No with: on MicroPython its end would clear sys.exc_info().
@@ -184,8 +183,7 @@ def _handle_error(server, request, client_address, error):
     server.handle_error(request, client_address)
 
 
-def _current_error():
-    # type: () -> Any
+def _current_error() -> "Any":
     """On MicroPython, the error that handle_error() is called for."""
     with _module_lock:
         error = _errors_noted.pop(_get_ident(), None)
@@ -201,20 +199,16 @@ except ImportError:  # MicroPython's io has IOBase, BytesIO and StringIO only
         """The part of io.BufferedIOBase that the handlers' files use."""
         closed = False
 
-        def flush(self):
-            # type: () -> None
+        def flush(self) -> None:
             pass
 
-        def close(self):
-            # type: () -> None
+        def close(self) -> None:
             self.closed = True
 
-        def __iter__(self):
-            # type: () -> Any
+        def __iter__(self) -> "Any":
             return self
 
-        def __next__(self):
-            # type: () -> bytes
+        def __next__(self) -> "bytes":
             line = self.readline()  # type: ignore[attr-defined]
             if not line:
                 raise StopIteration
@@ -232,21 +226,17 @@ class _SocketFile(_BinaryFile):
     before it returns.  Where it is also the rfile, because makefile() is
     unsafe there, the socket's own stream methods read."""
 
-    def __init__(self, sock, timeout):
-        # type: (Any, Optional[float]) -> None
+    def __init__(self, sock: "Any", timeout: "Optional[float]") -> None:
         self._sock = sock
         self.timeout = timeout
 
-    def writable(self):
-        # type: () -> bool
+    def writable(self) -> "bool":
         return True
 
-    def fileno(self):
-        # type: () -> int
+    def fileno(self) -> "int":
         return self._sock.fileno()  # type: ignore[no-any-return]
 
-    def write(self, data):
-        # type: (Any) -> int
+    def write(self, data: "Any") -> "int":
         # A loop over send(), since sendall() may stop short on MicroPython.
         # The timeout bounds the whole call (each send() waits up to it, and
         # none starts after it), so that a client reading a byte at a time
@@ -265,12 +255,10 @@ class _SocketFile(_BinaryFile):
             sent += self._sock.send(view[sent:])
         return sent
 
-    def read(self, size=-1):
-        # type: (Optional[int]) -> bytes
+    def read(self, size: "Optional[int]" = -1) -> "bytes":
         return self._sock.read(size)  # type: ignore[no-any-return]
 
-    def readline(self, size=-1):
-        # type: (Optional[int]) -> bytes
+    def readline(self, size: "Optional[int]" = -1) -> "bytes":
         return self._sock.readline(size)  # type: ignore[no-any-return]
 
 
@@ -278,8 +266,7 @@ class _SocketFile(_BinaryFile):
 # Servers
 # ---------------------------------------------------------------------------
 
-def _nothing(self):
-    # type: (Any) -> None
+def _nothing(self: "Any") -> None:
     """The body of every hook without arguments that does nothing by
     default: one function object instead of one each, which a board's heap
     notices."""
@@ -307,16 +294,14 @@ class BaseServer:
     timeout (for handle_request(); None waits for ever).
     """
 
-    timeout = None  # type: Optional[float]
-    socket = None  # type: Any
+    timeout: "Optional[float]" = None
+    socket: "Any" = None
 
     if TYPE_CHECKING:  # what a subclass provides, for mypy
-        def fileno(self):
-            # type: () -> int
+        def fileno(self) -> "int":
             ...
 
-        def get_request(self):
-            # type: () -> Tuple[Any, Any]
+        def get_request(self) -> "Tuple[Any, Any]":
             ...
 
     # The hooks with nothing to do here: server_activate() (ready the
@@ -326,20 +311,18 @@ class BaseServer:
     server_activate = service_actions = handle_timeout = \
         _wait_for_handlers = _nothing  # type: Any
 
-    def __init__(self, server_address, RequestHandlerClass):
-        # type: (Any, Any) -> None
+    def __init__(self, server_address: "Any", RequestHandlerClass: "Any") -> None:
         """Keep the address and the handler class; subclasses that extend
         this call it first."""
         self.server_address = server_address
         self.RequestHandlerClass = RequestHandlerClass
         # Not name-mangled (MicroPython mangles nothing): ThreadingMixIn reads it.
         self._stopping = False
-        self.__wakeup = None  # type: Any
+        self.__wakeup: "Any" = None
         self.__serving = _allocate_lock()  # held while serve_forever runs
-        self.__serving_thread = None  # type: Optional[int]
+        self.__serving_thread: "Optional[int]" = None
 
-    def serve_forever(self, poll_interval=0.5):
-        # type: (float) -> None
+    def serve_forever(self, poll_interval: "float" = 0.5) -> None:
         """Serve requests one after another until shutdown() is called,
         calling service_actions() at least every poll_interval seconds.
         self.timeout plays no part here."""
@@ -378,8 +361,7 @@ class BaseServer:
         # shutdown() in this thread, however late, must not wait for a lock
         # its own thread may still hold.
 
-    def shutdown(self):
-        # type: () -> None
+    def shutdown(self) -> None:
         """Ask serve_forever() to stop, and wait until it has stopped.
 
         The loop wakes at once where the platform has socket.socketpair
@@ -393,8 +375,7 @@ class BaseServer:
             with self.__serving:
                 pass
 
-    def _wake_loop(self):
-        # type: () -> None
+    def _wake_loop(self) -> None:
         """Make serve_forever() look at the shutdown request now."""
         wakeup = self.__wakeup
         if wakeup is not None:
@@ -403,8 +384,7 @@ class BaseServer:
             except OSError:  # the loop has just ended and closed it
                 pass
 
-    def handle_request(self):
-        # type: () -> None
+    def handle_request(self) -> None:
         """Wait for one request and handle it, or call handle_timeout() if
         none comes within self.timeout (or the socket's own timeout, if
         shorter)."""
@@ -432,8 +412,7 @@ class BaseServer:
             self.socket.settimeout(socket_timeout)
         self._process_verified(request, client_address)
 
-    def _handle_request_noblock(self):
-        # type: () -> None
+    def _handle_request_noblock(self) -> None:
         """Take the request that is waiting and handle it."""
         try:
             request, client_address = self.get_request()
@@ -447,8 +426,7 @@ class BaseServer:
             return
         self._process_verified(request, client_address)
 
-    def _process_verified(self, request, client_address):
-        # type: (Any, Any) -> None
+    def _process_verified(self, request: "Any", client_address: "Any") -> None:
         """verify_request(), then process_request(), which owns the request
         from then on; on a refusal or an error, the request is closed here,
         whatever handle_error() does."""
@@ -463,42 +441,35 @@ class BaseServer:
             if not handed_over:
                 self.shutdown_request(request)
 
-    def verify_request(self, request, client_address):
-        # type: (Any, Any) -> bool
+    def verify_request(self, request: "Any", client_address: "Any") -> "bool":
         """Whether to handle this request (False closes it unanswered);
         every request is accepted here."""
         return True
 
-    def process_request(self, request, client_address):
-        # type: (Any, Any) -> None
+    def process_request(self, request: "Any", client_address: "Any") -> None:
         """Handle the request in this thread, then close it.  The mix-ins
         hand it to a thread or a child process instead."""
         self.finish_request(request, client_address)
         self.shutdown_request(request)
 
-    def server_close(self):
-        # type: () -> None
+    def server_close(self) -> None:
         """Release the server.  The mix-ins wait here for their handlers
         (block_on_close), through _wait_for_handlers, so that they need no
         cooperative super(), which MicroPython lacks."""
         self._wait_for_handlers()
 
-    def finish_request(self, request, client_address):
-        # type: (Any, Any) -> None
+    def finish_request(self, request: "Any", client_address: "Any") -> None:
         """Handle the request: make a RequestHandlerClass for it."""
         self.RequestHandlerClass(request, client_address, self)
 
-    def shutdown_request(self, request):
-        # type: (Any) -> None
+    def shutdown_request(self, request: "Any") -> None:
         """End the request; here that is close_request()."""
         self.close_request(request)
 
-    def close_request(self, request):
-        # type: (Any) -> None
+    def close_request(self, request: "Any") -> None:
         """Release what the request holds; nothing here."""
 
-    def handle_error(self, request, client_address):
-        # type: (Any, Any) -> None
+    def handle_error(self, request: "Any", client_address: "Any") -> None:
         """Report the error a request raised: its traceback, to stderr.  The
         request is closed afterwards whatever this does, and the server goes
         on serving."""
@@ -510,12 +481,10 @@ class BaseServer:
             sys.__excepthook__(*sys.exc_info())
         print('-' * 40, file=sys.stderr)
 
-    def __enter__(self):
-        # type: (Any) -> Any
+    def __enter__(self: "Any") -> "Any":
         return self
 
-    def __exit__(self, *args):
-        # type: (Any) -> None
+    def __exit__(self, *args: "Any") -> None:
         self.server_close()
 
 
@@ -541,8 +510,8 @@ class TCPServer(BaseServer):
     allow_reuse_address = False
     allow_reuse_port = False
 
-    def __init__(self, server_address, RequestHandlerClass, bind_and_activate=True):
-        # type: (Any, Any, bool) -> None
+    def __init__(self, server_address: "Any", RequestHandlerClass: "Any",
+                 bind_and_activate: "bool" = True) -> None:
         """Make the socket and, unless told not to, bind it and listen; a
         failure there closes it again."""
         BaseServer.__init__(self, server_address, RequestHandlerClass)
@@ -558,8 +527,7 @@ class TCPServer(BaseServer):
                 self.server_close()
                 raise
 
-    def server_bind(self):
-        # type: () -> None
+    def server_bind(self) -> None:
         """Set the reuse options asked for, and bind to server_address."""
         for wanted, option in ((self.allow_reuse_address, "SO_REUSEADDR"),
                                (self.allow_reuse_port, "SO_REUSEPORT")):
@@ -569,24 +537,20 @@ class TCPServer(BaseServer):
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
 
-    def server_activate(self):
-        # type: () -> None
+    def server_activate(self) -> None:
         """Listen, with request_queue_size as the backlog."""
         self.socket.listen(self.request_queue_size)
 
-    def server_close(self):
-        # type: () -> None
+    def server_close(self) -> None:
         """Close the socket, then wait for the handlers as BaseServer does."""
         self.socket.close()
         BaseServer.server_close(self)
 
-    def fileno(self):
-        # type: () -> int
+    def fileno(self) -> "int":
         """The socket's descriptor, for select() and its kin."""
         return self.socket.fileno()  # type: ignore[no-any-return]
 
-    def get_request(self):
-        # type: () -> Tuple[Any, Any]
+    def get_request(self) -> "Tuple[Any, Any]":
         """Accept a connection: (the new socket, the peer's address)."""
         request, client_address = self.socket.accept()
         try:
@@ -597,8 +561,7 @@ class TCPServer(BaseServer):
             request.close()
             raise
 
-    def shutdown_request(self, request):
-        # type: (Any) -> None
+    def shutdown_request(self, request: "Any") -> None:
         """Send the end of the stream, then close_request().  The explicit
         end reaches the peer even while another reference (a makefile()
         object, a forked child) keeps the socket itself open."""
@@ -614,8 +577,7 @@ class TCPServer(BaseServer):
             pass
         self.close_request(request)
 
-    def close_request(self, request):
-        # type: (Any) -> None
+    def close_request(self, request: "Any") -> None:
         """Close the connection's socket."""
         request.close()
 
@@ -627,14 +589,13 @@ class UDPServer(TCPServer):
     socket_type = socket.SOCK_DGRAM
     max_packet_size = 8192
 
-    def get_request(self):
-        # type: () -> Tuple[Any, Any]
+    def get_request(self) -> "Tuple[Any, Any]":
         data, client_addr = self.socket.recvfrom(self.max_packet_size)
         return (data, self.socket), _readable_address(self.address_family, client_addr)
 
     # No listen(), and nothing to end or close per datagram: the socket is
     # the server's own.
-    server_activate = _nothing  # type: Any
+    server_activate: "Any" = _nothing
     shutdown_request = BaseServer.shutdown_request
     close_request = BaseServer.close_request
 
@@ -670,13 +631,12 @@ if hasattr(os, "fork"):
         and serve_forever() calls it on every round.
         """
 
-        timeout = 300  # type: Optional[float]
-        active_children = None  # type: Any
+        timeout: "Optional[float]" = 300
+        active_children: "Any" = None
         max_children = 40
         block_on_close = True
 
-        def collect_children(self, *, blocking=False):
-            # type: (bool) -> None
+        def collect_children(self, *, blocking: "bool" = False) -> None:
             """Reap the children that have exited (with blocking, wait for
             each); then, while max_children still live, wait for one."""
             children = self.active_children
@@ -695,16 +655,14 @@ if hasattr(os, "fork"):
                 import time
                 time.sleep(0.01)
 
-        def service_actions(self):
-            # type: () -> None
+        def service_actions(self) -> None:
             """Reap: on every round of serve_forever(), and (as
             handle_timeout) when handle_request() found nothing to do."""
             self.collect_children()
 
         handle_timeout = service_actions
 
-        def process_request(self, request, client_address):
-            # type: (Any, Any) -> None
+        def process_request(self, request: "Any", client_address: "Any") -> None:
             """Fork: the child handles the request and exits; the parent
             closes its copy of the request and serves on."""
             pid = os.fork()
@@ -725,8 +683,7 @@ if hasattr(os, "fork"):
             finally:
                 os._exit(status)
 
-        def _wait_for_handlers(self):
-            # type: () -> None
+        def _wait_for_handlers(self) -> None:
             self.collect_children(blocking=self.block_on_close)
 
 
@@ -759,23 +716,20 @@ class _HandlerThreads:
 
     idle_seconds = 60
 
-    def __init__(self, server):
-        # type: (Any) -> None
+    def __init__(self, server: "Any") -> None:
         self.server = server
-        self._limit = server.max_threads  # type: Optional[int]
+        self._limit: "Optional[int]" = server.max_threads
         self._busy = 0
         self._lock = _allocate_lock()
         self._all_done = _allocate_lock()
-        self._parked = []  # type: Optional[list[list[Any]]]
-        self._waiter = None  # type: Any
-        self._handlers = set()  # type: set[int]
+        self._parked: "Optional[list[list[Any]]]" = []
+        self._waiter: "Any" = None
+        self._handlers: "set[int]" = set()
 
-    def __len__(self):
-        # type: () -> int
+    def __len__(self) -> "int":
         return self._busy
 
-    def start(self, request):
-        # type: (Tuple[Any, Any]) -> bool
+    def start(self, request: "Tuple[Any, Any]") -> "bool":
         """Have a handler thread, a parked one if any, call the server's
         process_request_thread(*request), and return True; False, without
         calling it, if a shutdown came while there was no room."""
@@ -817,8 +771,7 @@ class _HandlerThreads:
                     time.sleep(0.05)
         raise error
 
-    def stop_waiting(self):
-        # type: () -> None
+    def stop_waiting(self) -> None:
         """Free a start() waiting for room: shutdown() never waits for a
         handler to end."""
         waiter = self._waiter
@@ -828,13 +781,12 @@ class _HandlerThreads:
             except RuntimeError:  # released already: start() is awake
                 pass
 
-    def _work(self, wakeup, request):
-        # type: (Any, Optional[Tuple[Any, Any]]) -> None
+    def _work(self, wakeup: "Any", request: "Optional[Tuple[Any, Any]]") -> None:
         wakeup.release()
         me = _get_ident()
         with self._lock:
             self._handlers.add(me)
-        slot = None  # type: Any
+        slot: "Any" = None
         try:
             while request:
                 try:
@@ -847,7 +799,7 @@ class _HandlerThreads:
                     # the stdlib's are, before join() can return: through
                     # threading.excepthook where threading is in use.
                     try:
-                        threading = sys.modules.get("threading")  # type: Any
+                        threading: "Any" = sys.modules.get("threading")
                         if not hasattr(threading, "excepthook"):
                             raise
                         threading.excepthook(threading.ExceptHookArgs(
@@ -876,8 +828,7 @@ class _HandlerThreads:
             with self._lock:
                 self._handlers.discard(me)
 
-    def _finish(self, slot):
-        # type: (Any) -> bool
+    def _finish(self, slot: "Any") -> "bool":
         """Count a request finished; park the slot, if any, unless closed,
         or reuse_threads is off, or enough threads are parked.  Return
         whether it parked."""
@@ -897,8 +848,7 @@ class _HandlerThreads:
         self.stop_waiting()  # room for a waiting start(), if any
         return slot is not None
 
-    def join(self):
-        # type: () -> None
+    def join(self) -> None:
         """Wait until no request is busy, unless called by a handler (one
         that closes its own server): it would wait for itself."""
         with self._lock:
@@ -907,8 +857,7 @@ class _HandlerThreads:
             with self._all_done:
                 pass
 
-    def close(self):
-        # type: () -> None
+    def close(self) -> None:
         with self._lock:
             parked, self._parked = self._parked or [], None
         for slot in parked:
@@ -937,18 +886,16 @@ class ThreadingMixIn(_MixIn):
 
     daemon_threads = False
     block_on_close = True
-    max_threads = None  # type: Optional[int]
+    max_threads: "Optional[int]" = None
     reuse_threads = True
-    _threads = ()  # type: Any
+    _threads: "Any" = ()
 
     if _thread is None:
-        def __init__(self, *args, **kwargs):
-            # type: (Any, Any) -> None
+        def __init__(self, *args: "Any", **kwargs: "Any") -> None:
             raise ImportError("ThreadingMixIn needs the _thread module, "
                               "which this Python does not have")
 
-    def process_request_thread(self, request, client_address):
-        # type: (Any, Any) -> None
+    def process_request_thread(self, request: "Any", client_address: "Any") -> None:
         """Handle the request in this handler thread, report what it
         raises, and close it."""
         try:
@@ -958,22 +905,19 @@ class ThreadingMixIn(_MixIn):
         finally:
             self.shutdown_request(request)
 
-    def process_request(self, request, client_address):
-        # type: (Any, Any) -> None
+    def process_request(self, request: "Any", client_address: "Any") -> None:
         """Hand the request to a handler thread."""
         if not isinstance(self._threads, _HandlerThreads):
             self._threads = _HandlerThreads(self)
         if not self._threads.start((request, client_address)):
             self.shutdown_request(request)  # shutting down: as if never accepted
 
-    def _wake_loop(self):
-        # type: () -> None
+    def _wake_loop(self) -> None:
         BaseServer._wake_loop(self)
         if self._threads:
             self._threads.stop_waiting()
 
-    def _wait_for_handlers(self):
-        # type: () -> None
+    def _wait_for_handlers(self) -> None:
         if isinstance(self._threads, _HandlerThreads):
             if self.block_on_close and not self.daemon_threads:
                 self._threads.join()
@@ -1020,8 +964,7 @@ class BaseRequestHandler:
     instance per request, it may keep its own state on self.
     """
 
-    def __init__(self, request, client_address, server):
-        # type: (Any, Any, Any) -> None
+    def __init__(self, request: "Any", client_address: "Any", server: "Any") -> None:
         self.request = request
         self.client_address = client_address
         self.server = server
@@ -1048,11 +991,10 @@ class StreamRequestHandler(BaseRequestHandler):
 
     rbufsize = -1
     wbufsize = 0
-    timeout = None  # type: Optional[float]
+    timeout: "Optional[float]" = None
     disable_nagle_algorithm = False
 
-    def setup(self):
-        # type: () -> None
+    def setup(self) -> None:
         self.connection = self.request
         if self.timeout is not None:
             self.connection.settimeout(self.timeout)
@@ -1065,8 +1007,7 @@ class StreamRequestHandler(BaseRequestHandler):
             if self.wbufsize:
                 self.wfile = self.connection.makefile('wb', self.wbufsize)
 
-    def finish(self):
-        # type: () -> None
+    def finish(self) -> None:
         try:
             self.wfile.close()  # flushes what is buffered
         except OSError:
@@ -1080,15 +1021,13 @@ class DatagramRequestHandler(BaseRequestHandler):
     datagram.  self.packet is the datagram, self.socket the server's.
     """
 
-    def setup(self):
-        # type: () -> None
+    def setup(self) -> None:
         from io import BytesIO
         self.packet, self.socket = self.request
         self.rfile = BytesIO(self.packet)
         self.wfile = BytesIO()
 
-    def finish(self):
-        # type: () -> None
+    def finish(self) -> None:
         reply, sock = self.wfile.getvalue(), self.socket
         address = _native_address(self.client_address)
         if reply:
