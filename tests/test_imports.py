@@ -10,9 +10,11 @@ MODULE = os.path.join(ROOT, "socketse.py")
 
 
 def test_import_adds_no_module_beyond_socket():
+    # -S: what the site module imports at start-up must not hide what
+    # socketse itself would import.
     probe = ("import socket, sys; before = set(sys.modules); import socketse; "
              "print(' '.join(sorted(set(sys.modules) - before)))")
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True,
+    run = subprocess.run([sys.executable, "-S", "-c", probe], cwd=ROOT, check=True,
                          stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT))
     added = set(run.stdout.decode().split())
     assert added <= {"socketse", "select", "_thread"}, added
@@ -39,7 +41,7 @@ def test_module_level_imports_are_socket_os_sys():
 
 def test_typing_is_imported_only_for_the_type_checker():
     probe = "import sys, socketse; print('typing' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, stdout=subprocess.PIPE,
+    run = subprocess.run([sys.executable, "-S", "-c", probe], cwd=ROOT, stdout=subprocess.PIPE,
                          env=dict(os.environ, PYTHONPATH=ROOT), check=True)
     assert run.stdout == b"False\n"
 
