@@ -136,7 +136,10 @@ class CommandServer(socketse.ThreadingTCPServer):
 
 def option(name, default):
     if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
+        index = sys.argv.index(name)
+        value = sys.argv[index + 1]
+        del sys.argv[index:index + 2]
+        return value
     return default
 
 

@@ -31,9 +31,14 @@ def connect(host, port, seconds=10.0):
             time.sleep(0.1)
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     host, port = option("--host", "127.0.0.1"), int(option("--port", "8765"))
     words = sys.argv[1:] or ["hello", "socketse"]

@@ -47,9 +47,14 @@ def upload(sock, file, size, name):
         return replies.readline().decode().strip() or "refused: no answer from the server"
 
 
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
+
+
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     host, port = option("--host", "127.0.0.1"), int(option("--port", "8768"))
     name = option("--name", None)

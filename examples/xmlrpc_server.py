@@ -58,13 +58,21 @@ class XMLRPCServer(socketse.ThreadingTCPServer, SimpleXMLRPCDispatcher):
 
 def option(name, default):
     if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
+        index = sys.argv.index(name)
+        value = sys.argv[index + 1]
+        del sys.argv[index:index + 2]
+        return value
     return default
+
+
+def usage():
+    # MicroPython drops docstrings as it compiles: there, read ours from the file.
+    return globals().get("__doc__") or open(__file__).read().split('"""')[1]
 
 
 def main():
     if "--help" in sys.argv or "-h" in sys.argv:
-        print(__doc__)
+        print(usage())
         return 0
     address = (option("--host", "127.0.0.1"), int(option("--port", "8770")))
     with XMLRPCServer(address, log_requests="--quiet" not in sys.argv) as server:
