@@ -48,7 +48,7 @@ def wait_for(condition, seconds=TIMEOUT, step=0.01):
 # Leak checks
 
 
-def _thread_count():
+def thread_count():
     try:
         import _thread
 
@@ -71,13 +71,13 @@ def no_leaks():
     Handler threads may still be winding down when a test ends (daemon
     threads are not joined by server_close), so wait for them, boundedly.
     """
-    threads = _thread_count()
+    threads = thread_count()
     fds = _fd_count()
     yield
     deadline = time.monotonic() + TIMEOUT
     while True:
         gc.collect()
-        now_threads, now_fds = _thread_count(), _fd_count()
+        now_threads, now_fds = thread_count(), _fd_count()
         if now_threads <= threads and (fds is None or now_fds <= fds):
             return
         if time.monotonic() > deadline:

@@ -37,13 +37,6 @@ def reset(sock):
     sock.close()
 
 
-def fd_count():
-    import gc
-
-    gc.collect()
-    return len(os.listdir("/proc/self/fd"))
-
-
 class Reverse(socketse.StreamRequestHandler):
     """One line in, that line reversed out."""
 

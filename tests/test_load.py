@@ -5,7 +5,6 @@ descriptors, threads, child processes.  Every loop is bounded in count and
 in time; nothing here asserts on speed beyond a generous overall deadline.
 """
 
-import gc
 import json
 import os
 import select
@@ -19,7 +18,7 @@ import time
 import pytest
 
 import socketse
-from conftest import REPO_ROOT, TIMEOUT, wait_for
+from conftest import REPO_ROOT, TIMEOUT, fd_count, thread_count, wait_for
 from example_programs import micropython_or_skip
 
 
@@ -27,15 +26,6 @@ try:
     import _thread
 except ImportError:  # pragma: no cover - CPython always has it
     _thread = None
-
-
-def fd_count():
-    gc.collect()
-    return len(os.listdir("/proc/self/fd"))
-
-
-def thread_count():
-    return _thread._count() if _thread else threading.active_count()
 
 
 def run_threads(target, count, seconds):

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import socketse
-from conftest import TIMEOUT, wait_for
+from conftest import TIMEOUT, thread_count, wait_for
 
 
 class LineEcho(socketse.StreamRequestHandler):
@@ -233,21 +233,16 @@ def spike(serve, clients, n=30):
 
 
 def test_a_spike_of_clients_keeps_at_most_16_idle_threads(serve, clients):
-    before = threading_count()
+    before = thread_count()
     spike(serve, clients)
     # 30 handlers ran; 16 at most stay parked for reuse (plus the serving thread).
-    assert wait_for(lambda: threading_count() <= before + 1 + 16), threading_count()
+    assert wait_for(lambda: thread_count() <= before + 1 + 16), thread_count()
 
 
 def test_idle_handler_threads_end_after_idle_seconds(serve, clients, monkeypatch):
     monkeypatch.setattr(socketse._HandlerThreads, "idle_seconds", 0.2)
-    before = threading_count()
+    before = thread_count()
     server = spike(serve, clients)
-    assert wait_for(lambda: threading_count() <= before + 1), threading_count()
+    assert wait_for(lambda: thread_count() <= before + 1), thread_count()
     assert clients.talk(server, b"still served\n") == b"still served\n"
 
-
-def threading_count():
-    """Every thread of this process, _thread's ones included."""
-    import _thread
-    return _thread._count()
