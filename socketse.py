@@ -29,8 +29,8 @@ such as ThreadingTCPServer.  ``__all__`` lists those this platform has.
 Where socketse differs from the stdlib, it is on purpose:
 
 - shutdown() wakes serve_forever() at once instead of after up to
-  poll_interval seconds (where the platform has socket.socketpair and
-  select), and a handler of a single-threaded server, or a signal handler
+  poll_interval seconds (through a datagram to itself on the loopback
+  address, where select exists), and a handler of a single-threaded server, or a signal handler
   in the serving thread, may call it without deadlocking: the loop ends
   after that request.  A second serve_forever() on a serving server
   raises RuntimeError instead of running a second loop.
@@ -329,13 +329,25 @@ class BaseServer:
         if not self.__serving.acquire(False):
             raise RuntimeError("serve_forever() is running already")
         self.__serving_thread = _get_ident()
-        wakeup_reader = wait = None  # type: Any
+        wait: "Any" = None
         try:
-            if select is not None and hasattr(socket, "socketpair"):
-                # What shutdown() writes to, waited on with our socket: the
-                # loop wakes at once.  Without select, accept() waits instead.
-                wakeup_reader, self.__wakeup = socket.socketpair()
-            wait = _readiness_waiter(self, wakeup_reader)
+            if select is not None:  # without select, accept() waits instead
+                # What shutdown() sends a byte through, so that the loop,
+                # waiting on it too, wakes at once: a datagram socket on a
+                # random loopback port, connected to itself, so that only
+                # it can send there.  Where none can be had (the port is
+                # taken, a board has no loopback), the loop wakes within
+                # poll_interval.
+                wakeup = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    address = _native_address(
+                        ("127.0.0.1", 20000 + int.from_bytes(os.urandom(2), "little") % 40000))
+                    wakeup.bind(address)
+                    wakeup.connect(address)
+                    self.__wakeup = wakeup
+                except Exception:
+                    wakeup.close()
+            wait = _readiness_waiter(self, self.__wakeup)
             if wait is None:  # no select: accept() itself waits, briefly
                 self.socket.settimeout(poll_interval)
             while not self._stopping:
@@ -352,10 +364,9 @@ class BaseServer:
             if wait is None:
                 self.socket.settimeout(None)
             self._stopping = False
-            if wakeup_reader is not None:
-                self.__wakeup.close()
-                wakeup_reader.close()
-            self.__wakeup = None
+            wakeup, self.__wakeup = self.__wakeup, None
+            if wakeup is not None:
+                wakeup.close()
             self.__serving.release()
         # __serving_thread keeps its value: a signal handler calling
         # shutdown() in this thread, however late, must not wait for a lock
@@ -364,8 +375,8 @@ class BaseServer:
     def shutdown(self) -> None:
         """Ask serve_forever() to stop, and wait until it has stopped.
 
-        The loop wakes at once where the platform has socket.socketpair
-        and select, else within poll_interval.  Called in the serving
+        The loop wakes at once where a socket can reach the loopback
+        address and select exists, else within poll_interval.  Called in the serving
         thread itself (by a handler, or a signal handler), it returns at
         once and the loop ends after that request.
         """
