@@ -537,21 +537,12 @@ def shutdowns_take(server_class, handler_class, rounds=5, poll_interval=10.0):
     slowest = 0.0
     try:
         for round in range(rounds):
-            state = {"ended": False}
-
-            def run():
-                server.serve_forever(poll_interval)
-                state["ended"] = True
-
-            start_thread(run)
+            stop = serve_in_thread(server, poll_interval)
             client = client_for(server)
             client.send(b"ping\n")
             check(client.recv(64) == b"PING\n", "no reply")
             client.close()
-            started = time.time()
-            server.shutdown()
-            slowest = max(slowest, time.time() - started)
-            check(wait_until(lambda: state["ended"]), "serve_forever did not end")
+            slowest = max(slowest, stop())
     finally:
         close_server(server)
     return slowest, len(verified)
@@ -1004,21 +995,25 @@ def exchange(server, message):
     return reply
 
 
-def serve_in_thread(server):
-    """serve_forever() in a thread; returns a function that stops it."""
+def serve_in_thread(server, poll_interval=0.05):
+    """serve_forever() in a thread; returns a function that stops it and
+    returns the seconds shutdown() took."""
     state = {"ended": False}
 
     def run():
         try:
-            server.serve_forever(0.05)
+            server.serve_forever(poll_interval)
         finally:
             state["ended"] = True
 
     start_thread(run)
 
     def stop():
+        started = time.time()
         server.shutdown()
+        took = time.time() - started
         check(wait_until(lambda: state["ended"]), "serve_forever did not end")
+        return took
     return stop
 
 
