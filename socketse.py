@@ -30,10 +30,11 @@ Where socketse differs from the stdlib, it is on purpose:
 
 - shutdown() wakes serve_forever() at once instead of after up to
   poll_interval seconds (through a datagram to itself on the loopback
-  address, where select exists), and a handler of a single-threaded server, or a signal handler
-  in the serving thread, may call it without deadlocking: the loop ends
-  after that request.  A second serve_forever() on a serving server
-  raises RuntimeError instead of running a second loop.
+  address, where select exists), and a handler of a single-threaded
+  server, or a signal handler in the serving thread, may call it without
+  deadlocking: the loop ends after that request.  A second
+  serve_forever() on a serving server raises RuntimeError instead of
+  running a second loop.
 - ThreadingMixIn reuses its handler threads (reuse_threads), keeps at most
   16 idle ones (for at most a minute, where locks can wait with a timeout)
   and can bound them (max_threads); handler threads are ``_thread``
@@ -376,9 +377,9 @@ class BaseServer:
         """Ask serve_forever() to stop, and wait until it has stopped.
 
         The loop wakes at once where a socket can reach the loopback
-        address and select exists, else within poll_interval.  Called in the serving
-        thread itself (by a handler, or a signal handler), it returns at
-        once and the loop ends after that request.
+        address and select exists, else within poll_interval.  Called in
+        the serving thread itself (by a handler, or a signal handler), it
+        returns at once and the loop ends after that request.
         """
         self._stopping = True
         self._wake_loop()
@@ -802,7 +803,7 @@ class _HandlerThreads:
             while request:
                 try:
                     self.server.process_request_thread(*request)
-                    if not slot:
+                    if not slot and self.server.reuse_threads:
                         slot = [_allocate_lock(), None]
                         slot[0].acquire()
                 except BaseException as error:  # SystemExit and kin end the thread
@@ -840,17 +841,16 @@ class _HandlerThreads:
                 self._handlers.discard(me)
 
     def _finish(self, slot: "Any") -> "bool":
-        """Count a request finished; park the slot, if any, unless closed,
-        or reuse_threads is off, or enough threads are parked.  Return
-        whether it parked."""
+        """Count a request finished; park the slot (a thread that
+        reuse_threads keeps has one), unless closed or enough threads are
+        parked.  Return whether it parked."""
         with self._lock:
             self._busy -= 1
             if not self._busy:
                 self._all_done.release()
             parked = self._parked
             try:  # on a full heap, the thread ends instead of parking
-                if (slot and parked is not None and len(parked) < 16
-                        and self.server.reuse_threads):
+                if slot and parked is not None and len(parked) < 16:
                     parked.append(slot)
                 else:
                     slot = None
