@@ -315,8 +315,7 @@ class BaseServer:
     def __init__(self, server_address: "Any", RequestHandlerClass: "Any") -> None:
         """Keep the address and the handler class; subclasses that extend
         this call it first."""
-        self.server_address = server_address
-        self.RequestHandlerClass = RequestHandlerClass
+        self.server_address, self.RequestHandlerClass = server_address, RequestHandlerClass
         # Not name-mangled (MicroPython mangles nothing): ThreadingMixIn reads it.
         self._stopping = False
         self.__wakeup: "Any" = None
@@ -416,18 +415,18 @@ class BaseServer:
             return
         self.socket.settimeout(timeout)
         try:
-            request, client_address = self.get_request()
+            request = self.get_request()
         except OSError:
             self.handle_timeout()
             return
         finally:
             self.socket.settimeout(socket_timeout)
-        self._process_verified(request, client_address)
+        self._process_verified(*request)
 
     def _handle_request_noblock(self) -> None:
         """Take the request that is waiting and handle it."""
         try:
-            request, client_address = self.get_request()
+            request = self.get_request()
         except (OSError, MemoryError) as error:  # costs this request, not the loop
             if error.args and error.args[0] in (23, 24):
                 # ENFILE or EMFILE (by number: MicroPython's errno lacks
@@ -436,7 +435,7 @@ class BaseServer:
                 import time
                 time.sleep(0.1)
             return
-        self._process_verified(request, client_address)
+        self._process_verified(*request)
 
     def _process_verified(self, request: "Any", client_address: "Any") -> None:
         """verify_request(), then process_request(), which owns the request
@@ -541,10 +540,11 @@ class TCPServer(BaseServer):
 
     def server_bind(self) -> None:
         """Set the reuse options asked for, and bind to server_address."""
-        for wanted, option in ((self.allow_reuse_address, "SO_REUSEADDR"),
-                               (self.allow_reuse_port, "SO_REUSEPORT")):
-            if wanted and hasattr(socket, option):
-                self.socket.setsockopt(socket.SOL_SOCKET, getattr(socket, option), 1)
+        for wanted, name in ((self.allow_reuse_address, "SO_REUSEADDR"),
+                             (self.allow_reuse_port, "SO_REUSEPORT")):
+            option = getattr(socket, name, None)
+            if wanted and option:
+                self.socket.setsockopt(socket.SOL_SOCKET, option, 1)
         self.socket.bind(_native_address(self.server_address))
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
@@ -602,8 +602,9 @@ class UDPServer(TCPServer):
     max_packet_size = 8192
 
     def get_request(self) -> "Tuple[Any, Any]":
-        data, client_addr = self.socket.recvfrom(self.max_packet_size)
-        return (data, self.socket), _readable_address(self.address_family, client_addr)
+        sock = self.socket
+        data, address = sock.recvfrom(self.max_packet_size)
+        return (data, sock), _readable_address(self.address_family, address)
 
     # No listen(), and nothing to end or close per datagram: the socket is
     # the server's own.
@@ -675,25 +676,24 @@ if hasattr(os, "fork"):
         handle_timeout = service_actions
 
         def process_request(self, request: "Any", client_address: "Any") -> None:
-            """Fork: the child handles the request and exits; the parent
+            """Fork: the child handles the request as a handler thread
+            does, and exits (status 1 if an error escaped even
+            handle_error()) without ever returning to the loop; the parent
             closes its copy of the request and serves on."""
-            pid = os.fork()
-            if pid:
-                if self.active_children is None:
-                    self.active_children = set()
-                self.active_children.add(pid)
-                self.close_request(request)
-                return
-            status = 1  # the child's exit status; it never returns to the loop
-            try:
+            child = os.fork()
+            if not child:
+                status = 1
                 try:
-                    self.finish_request(request, client_address)
+                    ThreadingMixIn.process_request_thread(
+                        self, request, client_address)  # type: ignore[arg-type]
                     status = 0
-                except Exception as error:
-                    _handle_error(self, request, client_address, error)
-                self.shutdown_request(request)
-            finally:
-                os._exit(status)
+                finally:
+                    os._exit(status)
+            children = self.active_children
+            if children is None:
+                children = self.active_children = set()
+            children.add(child)
+            self.close_request(request)
 
         def _wait_for_handlers(self) -> None:
             self.collect_children(blocking=self.block_on_close)
@@ -945,14 +945,14 @@ class ThreadingMixIn(_MixIn):
 # eight class statements would cost a board their code; mypy reads them as
 # written below.
 if TYPE_CHECKING:
-    class ForkingUDPServer(ForkingMixIn, UDPServer): pass
-    class ForkingTCPServer(ForkingMixIn, TCPServer): pass
-    class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
-    class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
-    class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): pass
-    class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): pass
-    class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
-    class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
+    class ForkingUDPServer(ForkingMixIn, UDPServer): ...
+    class ForkingTCPServer(ForkingMixIn, TCPServer): ...
+    class ThreadingUDPServer(ThreadingMixIn, UDPServer): ...
+    class ThreadingTCPServer(ThreadingMixIn, TCPServer): ...
+    class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): ...
+    class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): ...
+    class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): ...
+    class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): ...
 globals().update(
     (name, type(name, (mixin, server), {}))
     for mixin in (ThreadingMixIn, globals().get("ForkingMixIn")) if mixin
@@ -976,9 +976,7 @@ class BaseRequestHandler:
     """
 
     def __init__(self, request: "Any", client_address: "Any", server: "Any") -> None:
-        self.request = request
-        self.client_address = client_address
-        self.server = server
+        self.request, self.client_address, self.server = request, client_address, server
         self.setup()
         try:
             self.handle()
@@ -1006,17 +1004,18 @@ class StreamRequestHandler(BaseRequestHandler):
     disable_nagle_algorithm = False
 
     def setup(self) -> None:
-        self.connection = self.request
-        if self.timeout is not None:
-            self.connection.settimeout(self.timeout)
+        sock = self.connection = self.request
+        timeout = self.timeout
+        if timeout is not None:
+            sock.settimeout(timeout)
         if self.disable_nagle_algorithm:
-            self.connection.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
-                                       getattr(socket, "TCP_NODELAY", 1), 1)
-        self.rfile = self.wfile = _SocketFile(self.connection, self.timeout)  # type: Any
+            sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
+                            getattr(socket, "TCP_NODELAY", 1), 1)
+        self.rfile = self.wfile = _SocketFile(sock, timeout)  # type: Any
         if hasattr(socket, "SocketIO"):  # makefile() is safe: see _SocketFile
-            self.rfile = self.connection.makefile('rb', self.rbufsize)
+            self.rfile = sock.makefile("rb", self.rbufsize)
             if self.wbufsize:
-                self.wfile = self.connection.makefile('wb', self.wbufsize)
+                self.wfile = sock.makefile("wb", self.wbufsize)
 
     def finish(self) -> None:
         try:
@@ -1034,9 +1033,8 @@ class DatagramRequestHandler(BaseRequestHandler):
 
     def setup(self) -> None:
         from io import BytesIO
-        self.packet, self.socket = self.request
-        self.rfile = BytesIO(self.packet)
-        self.wfile = BytesIO()
+        packet, self.socket = self.request
+        self.packet, self.rfile, self.wfile = packet, BytesIO(packet), BytesIO()
 
     def finish(self) -> None:
         reply, sock = self.wfile.getvalue(), self.socket
