@@ -46,7 +46,8 @@ footprint: $(VENV)/installed
 # socketse against the stdlib's socketserver and a bare socket loop (bench/run.py, ~6 min):
 # prints a table and writes bench/results.md and bench/results.svg.  BENCH_ARGS=--quick for
 # a short run that writes nothing.  wrk drives the HTTP case where installed (apt-get install wrk).
-bench: $(VENV)/installed
+# The board profiles' shutdown() cases run on the builds of `make boards`.
+bench: $(VENV)/installed boards
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -44,13 +44,15 @@ def cpu_ratio(results, variant, reference):
     return median([b / a for a, b in pairs]) if pairs else None
 
 
-def ratio(case, results, variant, reference):
-    """How many times better `variant` does than `reference`, or None."""
+def ratio(case, results, variant, reference, fraction=0.99):
+    """How many times better `variant` does than `reference`, or None.
+    shutdown() compares the percentile `fraction` of the latencies."""
     mine, theirs = results.get(variant), results.get(reference)
     if mine is None or theirs is None or not mine.ok() or not theirs.ok():
         return None
     if case.kind == "shutdown":
-        ours, others = percentile(mine.samples, 0.99), percentile(theirs.samples, 0.99)
+        ours = percentile(mine.samples, fraction)
+        others = percentile(theirs.samples, fraction)
         return others / ours if ours > 0 else None
     if case.kind == "import":
         ours, others = median(mine.samples), median(theirs.samples)
@@ -120,6 +122,9 @@ def stamp_line(stamp):
              "servers on %s" % stamp["interpreter"]]
     if stamp.get("micropython"):
         parts.append("mp_ cases on %s" % stamp["micropython"])
+    if stamp.get("board_micropython"):
+        parts.append("board_ cases on %s with the boards' lwIP socket layer" % stamp[
+            "board_micropython"])
     parts.append("load by %s, HTTP by %s" % (stamp["client"], stamp["http_client"]))
     if stamp.get("busy") is not None:
         parts.append("%.0f%% of the CPU busy with other work before the run" % (
@@ -149,7 +154,11 @@ def markdown(measured, stamp):
                     cells.append("1.00")
                     continue
                 value = ratio(case, results, variant, reference)
-                cells.append("" if value is None else _ratio_text(value))
+                text = "" if value is None else _ratio_text(value)
+                if case.kind == "shutdown" and value is not None:
+                    middle = ratio(case, results, variant, reference, 0.5)
+                    text += "" if middle is None else " (p50 %s)" % _ratio_text(middle)
+                cells.append(text)
             if result.ok() and result.cpu:
                 cells.append("%.1f µs" % (median(result.cpu) * 1e6))
                 for reference in REFERENCES:
@@ -171,16 +180,18 @@ def markdown(measured, stamp):
     lines += ["",
               "Ratios: higher is better for the row's variant (its requests per second "
               "over the other's; for shutdown() and import, the other's time over its own; "
-              "shutdown compares p99s). Throughput ratios are the median over the rounds of "
-              "the ratio within a round: the variants of a case serve at once and take the "
-              "load in turn, A B C A B C. Each request is a new connection (UDP: one "
-              "datagram each way), from client processes (or wrk's connections) that "
-              "start a request as soon as their last one is done. Server CPU per request: "
-              "the server process's CPU time (user and system, its threads and reaped "
-              "children) during a round over the requests it served; its ratios are the "
-              "other's over the row's (how many times less it costs). On a 2-core machine "
-              "the clients and the kernel's TCP work take much of the CPU, which narrows "
-              "the throughput ratios: the CPU ratios show the server's own cost.",
+              "shutdown compares p99s, and p50s in brackets). Throughput ratios are the "
+              "median over the rounds of the ratio within a round: the variants of a case "
+              "serve at once and take the load in turn, A B C A B C. Each request is a new "
+              "connection (UDP: one datagram each way), from client processes (or wrk's "
+              "connections) that start a request as soon as their last one is done. Server "
+              "CPU per request: the server process's CPU time (user and system, its threads "
+              "and reaped children) during a round over the requests it served; its ratios "
+              "are the other's over the row's (how many times less it costs). On a 2-core "
+              "machine the clients and the kernel's TCP work take much of the CPU, which "
+              "narrows the throughput ratios: the CPU ratios show the server's own cost. "
+              "shutdown(): each start serves one request from a client in the server's own "
+              "process, pauses 5 to 50 ms, then times shutdown() until the loop has ended.",
               ]
     if imports:
         lines += ["", "Modules the import adds beyond `import socket`'s: " + "; ".join(imports)

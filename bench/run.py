@@ -2,7 +2,7 @@
 
     python3 bench/run.py [--quick | --smoke] [--rounds N] [--duration S]
                          [--cases a,b] [--interpreter PATH] [--micropython PATH]
-                         [--output DIR | --no-write]
+                         [--board-micropython PATH] [--output DIR | --no-write]
 
 (``make bench`` runs it in full.)  Each case runs the same work on three
 variants: socketse, the standard library's socketserver (where the
@@ -18,7 +18,11 @@ between variants as the median of the ratios within each round.
 Cases: tcp_sync, tcp_threading, tcp_forking, udp, line, line_threading, http
 (wrk drives it where installed, the Python client otherwise), shutdown
 (latency of shutdown(), p50 and p99), import (time and modules added), and
-on MicroPython mp_tcp_sync and mp_udp (socketse against the bare loop).
+on MicroPython mp_tcp_sync, mp_udp and mp_shutdown (socketse against the
+bare loop).  board_shutdown_lwip and board_shutdown_esp32 measure
+shutdown() on the board profiles: the unix MicroPython built with the
+boards' lwIP socket layer (`make boards`), plain and as esp32; its loopback
+is inside the process, so the client of each start is too.
 The steps_ cases (steps_tcp_sync, steps_udp, and mp_ ones on MicroPython)
 show where socketse's time goes: their variants go from the bare loop to
 serve_forever() one layer at a time, and the server CPU per request of each
@@ -59,7 +63,7 @@ STARTUP_TIMEOUT = 20
 class Case:
     def __init__(self, name, title, short, kind, clients=4,
                  variants=("socketse", "stdlib", "bare"), server_case=None, micropython=False,
-                 unit="req/s", targets=(), steps=False):
+                 unit="req/s", targets=(), steps=False, board=None):
         self.name = name
         self.title = title  # in the table
         self.short = short  # in the chart
@@ -67,7 +71,11 @@ class Case:
         self.clients = clients
         self.variants = variants
         self.server_case = server_case or name
-        self.micropython = micropython
+        # A board profile: the lwIP build of MicroPython runs the case, plain
+        # ("lwip") or as tests/boards/NAME.py makes it (bench/servers.py --board NAME).
+        self.board = board
+        self.board_arguments = ["--board", board] if board not in (None, "lwip") else []
+        self.micropython = micropython or board is not None
         self.unit = unit
         self.targets = targets  # ((against, minimum ratio), ...)
         self.steps = steps  # variants: the layers of socketse, added one by one
@@ -97,6 +105,16 @@ CASES = [
     Case("mp_udp", "MicroPython: UDP echo (UDPServer)", "MicroPython: UDP echo", "udp",
          variants=("socketse", "bare"), server_case="udp", micropython=True,
          targets=(("bare", 0.9),)),
+    Case("mp_shutdown", "MicroPython: shutdown() latency (TCPServer)",
+         "MicroPython: shutdown()", "shutdown", variants=("socketse", "bare"),
+         micropython=True, unit="s", targets=(("max_p99", 0.010),)),
+    Case("board_shutdown_lwip", "board profile lwip (extmod/modlwip.c, as on the Pico W): "
+         "shutdown() latency (TCPServer)", "lwIP board: shutdown()", "shutdown",
+         variants=("socketse", "bare"), board="lwip", unit="s",
+         targets=(("max_p99", 0.010),)),
+    Case("board_shutdown_esp32", "board profile esp32: shutdown() latency (TCPServer)",
+         "esp32 board: shutdown()", "shutdown", variants=("socketse", "bare"),
+         board="esp32", unit="s", targets=(("max_p99", 0.010),)),
 ]
 # Where socketse's time goes: from the bare loop to serve_forever(), one layer
 # added at each step (bench/servers.py says what each adds).
@@ -132,6 +150,19 @@ def find_micropython(given=None):
                   os.path.join(ROOT, ".venv", "bin", "micropython"),
                   os.path.join(os.path.dirname(sys.executable), "micropython"),
                   shutil.which("micropython")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def find_board_micropython(given=None):
+    """The unix MicroPython with the boards' lwIP socket layer and _thread,
+    that `make boards` builds (tests/test_portable.py runs it too)."""
+    name = "micropython-lwip-threads"
+    candidates = [given, os.environ.get("MICROPYTHON_LWIP"),
+                  os.path.join(ROOT, ".venv", "bin", name),
+                  os.path.join(os.path.dirname(sys.executable), name), shutil.which(name)]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
@@ -354,14 +385,14 @@ def measure_shutdown(case, interpreter, settings, log):
             if result.unavailable:
                 continue
             try:
-                lines = run_script(interpreter, [variant, "shutdown", "0", str(starts)],
-                                   timeout=60 + 2 * starts)
+                lines = run_script(interpreter, case.board_arguments + [
+                    variant, "shutdown", "0", str(starts)], timeout=60 + 2 * starts)
             except Unavailable as why:
                 result.unavailable = str(why)
                 continue
             result.samples += [float(line.split()[1]) for line in lines
                                if line.startswith("SHUTDOWN ")]
-        log("  shutdown round %d/%d" % (number + 1, rounds))
+        log("  %s round %d/%d" % (case.name, number + 1, rounds))
     return results
 
 
@@ -399,16 +430,19 @@ def measure_import(case, interpreter, settings, log):
 
 
 def measure(case, settings, log):
-    if case.micropython:
+    interpreter = settings["interpreter"]
+    if case.board:
+        interpreter = settings["board_micropython"]
+        missing = ("no micropython-lwip-threads found (make boards builds it; "
+                   "or --board-micropython PATH)")
+    elif case.micropython:
         interpreter = settings["micropython"]
-        if interpreter is None:
-            results = {variant: Result() for variant in case.variants}
-            for result in results.values():
-                result.unavailable = ("no micropython found (MICROPYTHON=..., "
-                                      "or pip install -r requirements-dev.txt)")
-            return results
-    else:
-        interpreter = settings["interpreter"]
+        missing = "no micropython found (MICROPYTHON=..., or pip install -r requirements-dev.txt)"
+    if interpreter is None:
+        results = {variant: Result() for variant in case.variants}
+        for result in results.values():
+            result.unavailable = missing
+        return results
     if case.kind == "shutdown":
         return measure_shutdown(case, interpreter, settings, log)
     if case.kind == "import":
@@ -482,6 +516,9 @@ def parse_arguments(argv):
     parser.add_argument("--interpreter", default=sys.executable,
                         help="the interpreter that runs the servers (default: this one)")
     parser.add_argument("--micropython", help="the micropython binary for the mp_ cases")
+    parser.add_argument("--board-micropython",
+                        help="the micropython-lwip-threads binary for the board_ cases "
+                             "(default: the one `make boards` builds into .venv/bin)")
     parser.add_argument("--client", choices=("auto", "c", "python", "wrk"), default="auto",
                         help="what makes the load: the C client (bench/loadgen.c, built with "
                              "the system's cc), the Python one, or wrk for HTTP; auto: wrk "
@@ -527,6 +564,7 @@ def main(argv=None):
         "imports": imports,
         "interpreter": arguments.interpreter,
         "micropython": find_micropython(arguments.micropython),
+        "board_micropython": find_board_micropython(arguments.board_micropython),
         "client": client,
         "http_client": http_client,
     }
@@ -544,6 +582,8 @@ def main(argv=None):
         "interpreter": interpreter_version(settings["interpreter"]),
         "micropython": (interpreter_version(settings["micropython"])
                         if settings["micropython"] else None),
+        "board_micropython": (interpreter_version(settings["board_micropython"])
+                              if settings["board_micropython"] else None),
         "client": CLIENT_NAMES[client],
         "http_client": ("wrk %s" % clients.wrk_version() if http_client == "wrk"
                         else CLIENT_NAMES[http_client]),

@@ -16,8 +16,10 @@ by hand: the physical limit on this interpreter).  CASE is one of
 - ``http``: an http.server.BaseHTTPRequestHandler returning a small body, on
   a thread-per-connection server
 - ``shutdown``: no server for clients; starts a server ARG times (default
-  50), serves one request, then times shutdown(); prints ``SHUTDOWN <s>``
-  per start
+  50), serves one request from a client in this process, then times
+  shutdown(); prints ``SHUTDOWN <s>`` per start.  It runs everywhere the
+  servers run, MicroPython and the board profiles too (``bare`` there is
+  the stoppable loop a person would write on that interpreter)
 - ``import``: times the import of the variant's module in this fresh
   interpreter (after ``import socket``, which every variant needs) and
   prints ``IMPORT <s> <count> <modules added>``
@@ -42,13 +44,29 @@ and serves until it is killed.  A variant this interpreter cannot run
 prints ``UNAVAILABLE <why>`` and exits with status 3.
 
 The file runs on CPython, PyPy and MicroPython's unix port (the socketse and
-bare variants of tcp_sync and udp there): it imports only ``sys`` and
-``socket`` at the top, and the rest where a case needs it.  socketse is
+bare variants of tcp_sync, udp and shutdown there): it imports only ``sys``
+and ``socket`` at the top, and the rest where a case needs it.  socketse is
 imported from PYTHONPATH / MICROPYPATH (bench/run.py sets both).
+
+    micropython-lwip-threads bench/servers.py --board esp32 VARIANT shutdown 0
+
+runs the shutdown case on a board profile: ``--board NAME``, first, makes
+tests/boards/NAME.py replace the socket, select and errno modules with that
+board's (as tests/scenarios.py does).  The lwIP build's loopback lives
+inside the process, so only the shutdown case, whose client is in the same
+process, can run there.
 """
 
-import socket
 import sys
+
+if len(sys.argv) > 2 and sys.argv[1] == "--board":
+    # Before anything imports socket: the board's modules replace the real ones.
+    sys.path.insert(0, (__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/../tests")
+    from runner import take_options  # tests/runner.py
+
+    take_options()
+
+import socket  # noqa: E402
 
 HOST = "127.0.0.1"
 BUFFER = 65536
@@ -69,11 +87,15 @@ def native_address(host, port):
 
 def listening_socket(port, kind=socket.SOCK_STREAM):
     sock = socket.socket(socket.AF_INET, kind)
-    if hasattr(socket, "SO_REUSEADDR"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(native_address(HOST, port))
-    if kind == socket.SOCK_STREAM:
-        sock.listen(getattr(socket, "SOMAXCONN", 128))
+    try:
+        if hasattr(socket, "SO_REUSEADDR"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(native_address(HOST, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(getattr(socket, "SOMAXCONN", 128))
+    except BaseException:  # a port taken: the caller may try another
+        sock.close()
+        raise
     return sock
 
 
@@ -384,95 +406,165 @@ def serve_step(variant, case, port):
 # shutdown() latency and import cost
 # ---------------------------------------------------------------------------
 
+def on_a_free_port(make):
+    """make(port): with port 0 where a socket can tell which port that chose;
+    on MicroPython, which can't, with random ports until one is free."""
+    from errno import EADDRINUSE  # imported here: after --board, the board's number
+    if not MICROPYTHON:
+        return make(0)
+    import os
+    for attempt in range(50):
+        try:
+            return make(20000 + int.from_bytes(os.urandom(2), "little") % 40000)
+        except OSError as error:
+            if attempt == 49 or error.args[0] != EADDRINUSE:
+                raise
+
+
+def self_connected_datagram_socket(port):
+    """A datagram socket bound to a loopback port and connected to itself:
+    the wake-up a person would use where there is no socketpair
+    (MicroPython), as socketse itself does."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        address = native_address(HOST, port)
+        sock.bind(address)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class BareStoppable:
-    """The stoppable loop a person would write: select() on the listener
-    and on a socketpair that shutdown() writes to."""
+    """The stoppable loop a person would write: poll() on the listener and
+    on a wake-up socket that shutdown() sends a byte to (a socketpair, or
+    where there is none a datagram socket connected to itself), and a lock
+    held while the loop runs, so that shutdown() waits for its end as
+    socketserver's does."""
 
     def __init__(self, address, handler):
+        import _thread
         self.socket = listening_socket(address[1])
-        self.server_address = self.socket.getsockname()
+        self.server_address = (HOST, bound_port(self.socket, address[1]))
         self._stop = False
-        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._running = _thread.allocate_lock()
+        try:
+            if hasattr(socket, "socketpair"):
+                self._wake_reader, self._wake_writer = socket.socketpair()
+            else:
+                self._wake_reader = on_a_free_port(self_connected_datagram_socket)
+                self._wake_writer = self._wake_reader
+        except BaseException:
+            self.socket.close()
+            raise
 
     def serve_forever(self):
         import select
-        fds = [self.socket, self._wake_reader]
-        while not self._stop:
-            readable = select.select(fds, [], [], 0.5)[0]
-            if self.socket in readable and not self._stop:
-                conn, _ = self.socket.accept()
-                data = conn.recv(BUFFER)
-                if data:
-                    conn.sendall(data)
-                conn.close()
+        poller = select.poll()
+        # Socket objects, not descriptors: board builds of poll() take no int.
+        poller.register(self.socket, select.POLLIN)
+        poller.register(self._wake_reader, select.POLLIN)
+        with self._running:
+            while not self._stop:
+                # Whole milliseconds: MicroPython's poll() takes no float.  Only
+                # shutdown() wakes the wake-up socket, so anything else ready
+                # is the listener.
+                if poller.poll(500) and not self._stop:
+                    conn, _ = self.socket.accept()
+                    data = conn.recv(BUFFER)
+                    if data:
+                        conn.sendall(data)
+                    conn.close()
 
     def shutdown(self):
         self._stop = True
         self._wake_writer.send(b"\0")
+        with self._running:  # until the loop has ended
+            pass
 
     def server_close(self):
         self.socket.close()
         self._wake_reader.close()
-        self._wake_writer.close()
+        if self._wake_writer is not self._wake_reader:
+            self._wake_writer.close()
+
+
+def stopwatch():
+    """A function that tells the seconds since stopwatch() was called, here
+    and on MicroPython (whose ticks wrap: ticks_diff() knows how)."""
+    import time
+    if hasattr(time, "perf_counter"):
+        start = time.perf_counter()
+        return lambda: time.perf_counter() - start
+    start = time.ticks_us()
+    return lambda: time.ticks_diff(time.ticks_us(), start) / 1e6
 
 
 def shutdown_latencies(variant, starts):
+    """Start a server `starts` times: its serve_forever() runs in a thread
+    and serves one request from a client here (so the loop is serving, and
+    waits for the next); after a random pause, time shutdown(), which
+    returns once the loop has ended."""
     import random
-    import threading
     import time
+    try:
+        import _thread
+    except ImportError:
+        raise Unavailable("no _thread here: nothing can call shutdown() while serving")
     if variant == "bare":
-        make = BareStoppable
-        handler = None
+        make, handler = BareStoppable, None
     else:
         base = library(variant)
-        make = base.TCPServer
-        handler = echo_handler(base)
-    for _ in range(starts):
-        server = make((HOST, 0), handler)
-        thread = threading.Thread(target=server.serve_forever)
-        thread.daemon = True
-        thread.start()
+        make, handler = base.TCPServer, echo_handler(base)
+
+    def serve(server, ended):
         try:
-            # One exchange: the loop is serving, and now waits for the next.
-            client = socket.create_connection(server.server_address, timeout=10)
+            server.serve_forever()
+        finally:
+            ended.append(True)
+
+    for _ in range(starts):
+        server = on_a_free_port(lambda port: make((HOST, port), handler))
+        ended = []
+        _thread.start_new_thread(serve, (server, ended))
+        try:
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                client.sendall(b"ping")
+                client.settimeout(10)
+                client.connect(native_address(HOST, server.server_address[1]))
+                client.send(b"ping")
                 client.recv(BUFFER)
             finally:
                 client.close()
             time.sleep(random.uniform(0.005, 0.05))
-            start = time.perf_counter()
+            clock = stopwatch()
             server.shutdown()
-            if variant == "bare":
-                thread.join(10)  # the stdlib's and socketse's shutdown() wait
-            elapsed = time.perf_counter() - start
+            took = clock()
+            waited = stopwatch()
+            while not ended and waited() < 10:  # the thread's last step
+                time.sleep(0.001)
+            if not ended:
+                raise RuntimeError("serve_forever() did not end")
         finally:
-            thread.join(10)
             server.server_close()
-        print("SHUTDOWN %.9f" % elapsed)
-        sys.stdout.flush()
-
-
-def seconds():
-    """A clock for short intervals, here and on MicroPython."""
-    import time
-    if hasattr(time, "perf_counter"):
-        return time.perf_counter()
-    return time.ticks_us() / 1e6  # wraps after minutes: fine for one import
+        print("SHUTDOWN %.9f" % took)
+        if hasattr(sys.stdout, "flush"):
+            sys.stdout.flush()
 
 
 def import_cost(variant):
-    seconds()  # its imports are not the variant's
+    stopwatch()  # its imports are not the variant's
     name = {"socketse": "socketse", "stdlib": "socketserver"}.get(variant)
     if name is None:
         raise Unavailable("nothing to import for %s" % variant)
     before = set(sys.modules)
-    start = seconds()
+    clock = stopwatch()
     try:
         __import__(name)
     except ImportError as error:
         raise Unavailable("import %s fails: %s" % (name, error))
-    elapsed = seconds() - start
+    elapsed = clock()
     added = sorted(set(sys.modules) - before)
     print("IMPORT %.9f %d %s" % (elapsed, len(added), " ".join(added)))
 

@@ -37,6 +37,22 @@ def table_rows(text):
     return rows
 
 
+def interpreter_absent(case):
+    """Whether this machine lacks the MicroPython a case runs on: the case
+    then reports n/a.  Under CI=true it fails instead, as in
+    tests/test_portable.py: CI installs micropython and builds the board
+    profiles (`make test`)."""
+    if case.board:
+        found, install = bench.find_board_micropython(), "make boards"
+    elif case.micropython:
+        found, install = bench.find_micropython(), "pip install -r requirements-dev.txt"
+    else:
+        return False
+    if found is None and os.environ.get("CI") == "true":
+        pytest.fail("%s needs a MicroPython this machine lacks: %s" % (case.name, install))
+    return found is None
+
+
 def check_table(text, cases):
     rows = table_rows(text)
     for case in cases:
@@ -45,8 +61,8 @@ def check_table(text, cases):
                         if title.startswith(case.title) and name == variant]
             assert matching, "no %s row for %s in:\n%s" % (variant, case.name, text)
             value = matching[0][0]
-            if case.micropython and value.startswith("n/a"):
-                continue  # no micropython on this machine: reported, not run
+            if value.startswith("n/a") and interpreter_absent(case):
+                continue  # reported, not run
             if case.name == "tcp_forking" and value.startswith("n/a") and not hasattr(os, "fork"):
                 continue
             if variant == "stdlib" and value.startswith("n/a"):
@@ -66,6 +82,29 @@ def test_smoke_run_reports_every_case(tmp_path):
     for case in bench.CASES:
         assert (case.short in texts) != case.steps  # the steps are in the table only
     assert "1.0×" in texts
+
+
+def test_shutdown_latency_on_cpython_micropython_and_the_board_profiles(tmp_path):
+    """Each shutdown case gives p50 and p99 per variant, their ratios to the
+    bare loop, and whether socketse's p99 meets the 10 ms target."""
+    cases = [case for case in bench.CASES if case.kind == "shutdown"]
+    assert {case.name for case in cases} >= {"shutdown", "mp_shutdown", "board_shutdown_lwip",
+                                              "board_shutdown_esp32"}
+    output = smoke(tmp_path, "--cases", ",".join(case.name for case in cases))
+    check_table(output, cases)
+    rows = table_rows(output)
+    for case in cases:
+        if interpreter_absent(case):
+            continue
+        for (title, variant), cells in rows.items():
+            if not title.startswith(case.title):
+                continue
+            value, bare_ratio, target = cells[0], cells[2], cells[-1]
+            assert value.startswith("p50 ") and ", p99 " in value, (case.name, value)
+            if variant != "bare":
+                assert "(p50 " in bare_ratio, (case.name, variant, bare_ratio)
+            if variant == "socketse":
+                assert target.startswith("p99 < 10.0 ms ") and "n/a" not in target, target
 
 
 def test_smoke_run_with_the_python_clients(tmp_path):
