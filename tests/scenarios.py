@@ -20,8 +20,8 @@ import socket
 import sys
 import time
 
-from runner import (Skip, check, need_threads, random_port, run, start_thread,
-                    take_options, threads_at_once, wait_until)
+from runner import (Skip, check, need_threads, random_port, run, running_threads, start_thread,
+                    take_options, threads_at_once, threads_end, wait_until)
 
 take_options()
 
@@ -74,11 +74,27 @@ def close_server(server):
 def client_for(server, bind_to=None):
     """A client socket connected to server, bound first if bind_to is given."""
     client = socket.socket(server.address_family, server.socket_type)
-    if bind_to is not None:
-        client.bind(socketse._native_address(bind_to))
-    client.connect(socketse._native_address(server.server_address))
+    try:
+        if bind_to is not None:
+            client.bind(socketse._native_address(bind_to))
+        client.connect(socketse._native_address(server.server_address))
+    except OSError:
+        client.close()
+        raise
     client.settimeout(10)
     return client
+
+
+def bound_client(server):
+    """(client, its address): a client of an IP server, bound first to a port
+    of its own, since MicroPython's sockets can't tell their name."""
+    for attempt in range(50):
+        address = ("127.0.0.1", random_port())
+        try:
+            return client_for(server, bind_to=address), address
+        except OSError as error:
+            if attempt == 49 or error.args[0] != EADDRINUSE:
+                raise
 
 
 def read_all(client):
@@ -112,12 +128,13 @@ def closed(server):
     return False
 
 
-def error_type():
-    """The type of the error a handle_error() is called for.  Boards have no
-    sys.exc_info: there, only socketse itself knows it."""
-    if hasattr(sys, "exc_info"):
-        return sys.exc_info()[0]
-    return type(socketse._current_error())
+def current_error():
+    """The error a handle_error() is called for.  MicroPython's
+    sys.exc_info(), where it has one, is one for all threads, and boards
+    have none: there, only socketse itself knows it."""
+    if hasattr(sys, "print_exception"):  # MicroPython
+        return socketse._current_error()
+    return sys.exc_info()[1]
 
 
 # -- handlers -----------------------------------------------------------------
@@ -140,11 +157,7 @@ class RecordingEcho(socketse.BaseRequestHandler):
 
     def handle(self):
         self.calls.append("handle")
-        if isinstance(self.request, tuple):
-            data, sock = self.request
-            sock.sendto(data.upper(), socketse._native_address(self.client_address))
-        else:
-            self.request.send(self.request.recv(1024).upper())
+        self.request.send(self.request.recv(1024).upper())
 
     def finish(self):
         self.calls.append("finish")
@@ -173,24 +186,59 @@ def tcp_stream_handler():
 
 @scenario
 def tcp_client_address_is_host_and_port():
+    """client_address is the client's own (host, port); request is the
+    connection, server the server."""
     seen = []
 
     class Record(socketse.BaseRequestHandler):
         def handle(self):
-            self.request.recv(1024)
-            seen.append(self.client_address)
+            seen.append((self.client_address, self.server))
+            self.request.send(self.request.recv(1024))
 
-    one_exchange(socketse.TCPServer, Record)
-    check(isinstance(seen[0], tuple) and seen[0][0] == "127.0.0.1"
-          and isinstance(seen[0][1], int), seen)
+    server = make_server(socketse.TCPServer, Record)
+    try:
+        client, address = bound_client(server)
+        client.send(b"who\n")
+        server.handle_request()
+        check(read_all(client) == b"who\n", "no reply")
+        client.close()
+        check(seen == [(address, server)], seen)
+        check(isinstance(seen[0][0], tuple) and isinstance(seen[0][0][1], int), seen)
+    finally:
+        close_server(server)
 
 
 @scenario
 def tcp_base_handler_hooks_in_order():
-    RecordingEcho.calls = []
-    server, reply = one_exchange(socketse.TCPServer, RecordingEcho)
+    """The server's hooks and the handler's run in the stdlib's order."""
+    RecordingEcho.calls = calls = []
+    base = socketse.TCPServer
+
+    class Server(base):
+        def verify_request(self, request, client_address):
+            calls.append("verify_request")
+            return base.verify_request(self, request, client_address)
+
+        def process_request(self, request, client_address):
+            calls.append("process_request")
+            base.process_request(self, request, client_address)
+
+        def finish_request(self, request, client_address):
+            calls.append("finish_request")
+            base.finish_request(self, request, client_address)
+
+        def shutdown_request(self, request):
+            calls.append("shutdown_request")
+            base.shutdown_request(self, request)
+
+        def close_request(self, request):
+            calls.append("close_request")
+            base.close_request(self, request)
+
+    server, reply = one_exchange(Server, RecordingEcho)
     check(reply == b"HELLO\n", reply)
-    check(RecordingEcho.calls == ["setup", "handle", "finish"], RecordingEcho.calls)
+    check(calls == ["verify_request", "process_request", "finish_request", "setup", "handle",
+                    "finish", "shutdown_request", "close_request"], calls)
 
 
 @scenario
@@ -215,9 +263,26 @@ def udp_datagram_handler():
 
 @scenario
 def udp_base_handler_gets_data_and_socket():
-    RecordingEcho.calls = []
-    server, reply = one_exchange(socketse.UDPServer, RecordingEcho)
-    check(reply == b"HELLO\n", reply)
+    """request is (the datagram, the server's socket); client_address the
+    sender's (host, port)."""
+    seen = []
+
+    class Handler(socketse.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            seen.append((data, sock is self.server.socket, self.client_address))
+            sock.sendto(data.upper(), socketse._native_address(self.client_address))
+
+    server = make_server(socketse.UDPServer, Handler)
+    try:
+        client, address = bound_client(server)
+        client.send(b"hello")
+        server.handle_request()
+        check(client.recv(1024) == b"HELLO", "no reply")
+        client.close()
+        check(seen == [(b"hello", True, address)], seen)
+    finally:
+        close_server(server)
 
 
 @scenario
@@ -234,36 +299,49 @@ def unix_server_class(name):
 
 @scenario
 def unix_stream_echo():
-    server, reply = one_exchange(unix_server_class("UnixStreamServer"), LineEcho)
-    check(reply == b"HELLO\n", reply)
+    path = unix_path()
+    server = unix_server_class("UnixStreamServer")(path, LineEcho)
+    try:
+        check(server.server_address == path, server.server_address)
+        check(server.address_family == socket.AF_UNIX, server.address_family)
+        check(exchange(server, b"over a path\n") == b"OVER A PATH\n", "no reply")
+    finally:
+        close_server(server)
 
 
 @scenario
 def unix_datagram_echo():
-    server = make_server(unix_server_class("UnixDatagramServer"), DatagramEcho)
-    path = unix_path()  # a Unix datagram client needs a name for replies
-    client = client_for(server, bind_to=path)
+    path = unix_path()
+    server = unix_server_class("UnixDatagramServer")(path, DatagramEcho)
+    client_path = unix_path()  # a Unix datagram client needs a name for replies
+    client = client_for(server, bind_to=client_path)
     try:
+        check(server.server_address == path, server.server_address)
+        check(server.address_family == socket.AF_UNIX, server.address_family)
         client.send(b"hello")
         server.handle_request()
         check(client.recv(1024) == b"HELLO", "no reply")
     finally:
         client.close()
         close_server(server)
-        os.remove(path)
+        os.remove(client_path)
 
 
 @scenario
 def port_zero_reports_the_bound_port():
     if not hasattr(socket.socket, "getsockname"):
         raise Skip("sockets can't report their name")
-    with socketse.TCPServer(("127.0.0.1", 0), LineEcho) as server:
-        check(server.server_address[1] > 0, server.server_address)
-        client = client_for(server)
-        client.send(b"zero\n")
-        server.handle_request()
-        check(client.recv(1024) == b"ZERO\n", "no reply")
-        client.close()
+    for server_class, handler_class in ((socketse.TCPServer, LineEcho),
+                                        (socketse.UDPServer, DatagramEcho)):
+        with server_class(("127.0.0.1", 0), handler_class) as server:
+            host, port = server.server_address
+            check(host == "127.0.0.1" and port > 0, server.server_address)
+            check(server.server_address == server.socket.getsockname(), server.server_address)
+            client = client_for(server)
+            client.send(b"zero\n")
+            server.handle_request()
+            check(client.recv(1024) == b"ZERO\n", "no reply")
+            client.close()
 
 
 @scenario
@@ -276,6 +354,10 @@ def ipv6_literal_without_choosing_a_family():
         raise Skip("no IPv6 loopback: %r" % (error,))
     try:
         check(server.address_family == socket.AF_INET6, server.address_family)
+        check(getattr(server.socket, "family", socket.AF_INET6) == socket.AF_INET6,
+              "not an IPv6 socket")
+        check(server.server_address[0] == "::1", server.server_address)
+        check(socketse.TCPServer.address_family == socket.AF_INET, "the class was changed")
         client = client_for(server)
         client.send(b"six\n")
         server.handle_request()
@@ -288,6 +370,7 @@ def ipv6_literal_without_choosing_a_family():
 @scenario
 def handle_request_times_out():
     timeouts = []
+    handled = []
 
     class Server(socketse.TCPServer):
         timeout = 0.05
@@ -295,11 +378,46 @@ def handle_request_times_out():
         def handle_timeout(self):
             timeouts.append(1)
 
-    server = make_server(Server, LineEcho)
+    class Handler(socketse.BaseRequestHandler):
+        def handle(self):
+            handled.append(1)
+
+    server = make_server(Server, Handler)
     try:
         server.handle_request()
-        check(timeouts == [1], timeouts)
+        check(timeouts == [1] and handled == [], (timeouts, handled))
     finally:
+        close_server(server)
+
+
+@scenario
+def handle_request_serves_exactly_one():
+    """Two requests waiting: each handle_request() serves one, the first
+    to come first."""
+    handled = []
+
+    class Recording(socketse.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline()
+            handled.append(line)
+            self.wfile.write(line.upper())
+
+    server = make_server(socketse.TCPServer, Recording)
+    clients = []
+    try:
+        for line in (b"one\n", b"two\n"):
+            client = client_for(server)
+            client.send(line)
+            clients.append(client)
+        server.handle_request()
+        check(handled == [b"one\n"], handled)
+        check(read_all(clients[0]) == b"ONE\n", "the first not answered")
+        server.handle_request()
+        check(handled == [b"one\n", b"two\n"], handled)
+        check(read_all(clients[1]) == b"TWO\n", "the second not answered")
+    finally:
+        for client in clients:
+            client.close()
         close_server(server)
 
 
@@ -345,16 +463,23 @@ def verify_request_refuses():
 
 @scenario
 def handler_error_is_reported_and_serving_goes_on():
+    """handle_error() gets the failing request and its client's address,
+    while the error is being handled; the client sees the end of the
+    stream, and the next request is served."""
     errors = []
+    failed = []
 
     class Failing(socketse.StreamRequestHandler):
         def handle(self):
             if self.rfile.readline() == b"fail\n":
+                failed.append((self.request, self.client_address))
                 raise ValueError("bad request")
             self.wfile.write(b"ok\n")
 
-    server = make_server(socketse.TCPServer, Failing,
-                         handle_error=lambda self, request, address: errors.append(error_type()))
+    def handle_error(self, request, client_address):
+        errors.append((type(current_error()), request, client_address))
+
+    server = make_server(socketse.TCPServer, Failing, handle_error=handle_error)
     try:
         for message, expected in ((b"fail\n", b""), (b"fine\n", b"ok\n")):
             client = client_for(server)
@@ -363,7 +488,7 @@ def handler_error_is_reported_and_serving_goes_on():
             reply = read_all(client)
             client.close()
             check(reply == expected, reply)
-        check(errors == [ValueError], errors)
+        check(len(failed) == 1 and errors == [(ValueError,) + failed[0]], errors)
     finally:
         close_server(server)
 
@@ -422,38 +547,48 @@ def default_handle_error_prints_and_serving_goes_on():
 
 @scenario
 def system_exit_propagates_after_the_request_is_closed():
-    class Exiting(socketse.BaseRequestHandler):
-        def handle(self):
-            self.request.recv(1)
-            raise SystemExit(3)
+    """SystemExit and KeyboardInterrupt from a handler are no request's
+    error: handle_request() closes the request and lets them through."""
+    for exception in (SystemExit, KeyboardInterrupt):
+        errors = Errors()
 
-    server = make_server(socketse.TCPServer, Exiting)
-    client = client_for(server)
-    client.send(b"x")
-    try:
-        server.handle_request()
-    except SystemExit as exit:
-        check(exit.args == (3,), exit.args)
-    else:
-        check(False, "SystemExit did not propagate")
-    check(read_all(client) == b"", "request not closed")
-    client.close()
-    close_server(server)  # still works
+        class Exiting(socketse.BaseRequestHandler):
+            def handle(self):
+                self.request.recv(1)
+                raise exception(3)
+
+        server = make_server(socketse.TCPServer, Exiting, handle_error=errors.record)
+        client = client_for(server)
+        client.send(b"x")
+        try:
+            server.handle_request()
+        except exception as exit:
+            check(exit.args == (3,), exit.args)
+        else:
+            check(False, "%s did not propagate" % exception.__name__)
+        check(read_all(client) == b"", "request not closed")
+        check(len(errors) == 0, errors.types)
+        client.close()
+        close_server(server)  # still works
+        check(closed(server), "not closed")
 
 
 @scenario
 def stream_handler_timeout_frees_the_request():
-    errors = []
+    """A client that sends nothing costs its handler the timeout, reported
+    to handle_error() as an OSError (a socket timeout); it sees the end of
+    the stream, and the next request is served."""
+    errors = Errors()
 
     class Slow(LineEcho):
         timeout = 0.1
 
-    server = make_server(socketse.TCPServer, Slow,
-                         handle_error=lambda self, request, address: errors.append(1))
+    server = make_server(socketse.TCPServer, Slow, handle_error=errors.record)
     try:
         silent = client_for(server)  # connects and sends nothing
         server.handle_request()
-        check(errors == [1], errors)
+        check(len(errors) == 1 and issubclass(errors.types[0], OSError), errors.types)
+        check(read_all(silent) == b"", "the silent client's connection was not closed")
         silent.close()
         client = client_for(server)
         client.send(b"next\n")
@@ -466,8 +601,10 @@ def stream_handler_timeout_frees_the_request():
 
 @scenario
 def context_manager_closes_the_socket():
-    with make_server(socketse.TCPServer, LineEcho) as server:
-        pass
+    server = make_server(socketse.TCPServer, LineEcho)
+    with server as entered:
+        check(entered is server, "__enter__ did not return the server")
+        check(not closed(server), "closed on entering")
     check(closed(server), "socket still open")
 
 
@@ -519,6 +656,36 @@ def shutdown_from_another_thread():
         check(wait_until(lambda: state["returned"]), "serve_forever did not return")
         if socketse.select:  # woken at once through loopback, not at the next poll
             check(took < 1.5, "shutdown took %.2f s" % took)
+        # The loop has ended: a new request waits for handle_request() here.
+        check(exchange(server, b"after\n") == b"AFTER\n", "not served after shutdown()")
+    finally:
+        close_server(server)
+
+
+@scenario
+def shutdown_while_a_request_runs_lets_it_finish():
+    """shutdown() from another thread while the loop handles a request:
+    the request is answered in full, then the loop ends and shutdown()
+    returns."""
+    state = {"handling": False, "shutting_down": False}
+
+    class Finishing(LineEcho):
+        def handle(self):
+            state["handling"] = True
+            line = self.rfile.readline()
+            if wait_until(lambda: state["shutting_down"]):
+                self.wfile.write(line.upper())
+
+    server = make_server(socketse.TCPServer, Finishing)
+    try:
+        stop = serve_in_thread(server)
+        client = client_for(server)
+        client.send(b"in flight\n")
+        check(wait_until(lambda: state["handling"]), "the request was not taken")
+        state["shutting_down"] = True  # the handler finishes, while shutdown() waits
+        stop()
+        check(read_all(client) == b"IN FLIGHT\n", "the request was cut short")
+        client.close()
     finally:
         close_server(server)
 
@@ -557,8 +724,10 @@ def shutdown_wakes_the_loop_at_once():
     need_threads(2)
     if not socketse.select:
         raise Skip("no select: accept() waits, and shutdown() within poll_interval")
-    for server_class, handler_class in ((socketse.TCPServer, LineEcho),
-                                        (socketse.UDPServer, DatagramEcho)):
+    servers = [(socketse.TCPServer, LineEcho), (socketse.UDPServer, DatagramEcho)]
+    if threads_at_once() >= 3:  # serve_forever's, a handler's, and this one
+        servers.append((socketse.ThreadingTCPServer, LineEcho))
+    for server_class, handler_class in servers:
         slowest, verified = shutdowns_take(server_class, handler_class)
         check(slowest < 1.0, "a shutdown took %.2f s" % slowest)
         check(verified == 5, "verify_request saw %d requests for 5" % verified)
@@ -683,13 +852,51 @@ def close_with_unread_input_ends_the_stream():
 
 @scenario
 def service_actions_runs_in_the_loop():
+    """service_actions() runs on every round of the loop, in the serving
+    thread, while no request comes."""
+    rounds = []
+    me = _thread.get_ident() if _thread else None
+
     class Server(socketse.TCPServer):
         def service_actions(self):
-            self.shutdown()
+            rounds.append(_thread.get_ident() if _thread else None)
+            if len(rounds) == 3:
+                self.shutdown()
 
     server = make_server(Server, LineEcho)
     try:
-        server.serve_forever(poll_interval=0.01)  # returns after one round
+        server.serve_forever(poll_interval=0.01)  # returns after three rounds
+        check(rounds == [me] * 3, rounds)
+    finally:
+        close_server(server)
+
+
+@scenario
+def service_actions_runs_after_a_request():
+    """After a request, the loop goes round at once: service_actions() does
+    not wait for poll_interval."""
+    handled = []
+
+    class Server(socketse.TCPServer):
+        def process_request(self, request, client_address):
+            socketse.TCPServer.process_request(self, request, client_address)
+            handled.append(1)
+
+        def service_actions(self):
+            if handled:
+                self.shutdown()
+
+    server = make_server(Server, LineEcho)
+    try:
+        client = client_for(server)
+        client.send(b"x\n")
+        started = time.time()
+        server.serve_forever(poll_interval=30)
+        took = time.time() - started
+        check(handled == [1], handled)
+        check(took < 15, "service_actions() waited %.1f s, for poll_interval" % took)
+        check(read_all(client) == b"X\n", "no reply")
+        client.close()
     finally:
         close_server(server)
 
@@ -713,6 +920,7 @@ def threading_serves_clients_at_once():
             if wait_until(lambda: len(arrived) == 2, 10):  # both at once
                 self.request.send(b"together")
 
+    before = running_threads()
     server = make_server(socketse.ThreadingTCPServer, Waiting)
     try:
         clients = [client_for(server) for _ in range(2)]
@@ -725,35 +933,55 @@ def threading_serves_clients_at_once():
             client.close()
     finally:
         close_server(server)
-    check(len(server._threads) == 0, "threads left after server_close")
+    check(threads_end(before), "threads left after server_close")
 
 
 @scenario
 def threading_block_on_close_waits_for_handlers():
+    """server_close() waits for a handler still busy when it is called
+    (block_on_close, the default)."""
     if _thread is None:
         raise Skip("no _thread")
+    check(socketse.ThreadingTCPServer.block_on_close is True, "not the default")
+    state = {"closing": False}
     finished = []
 
     class Slow(socketse.BaseRequestHandler):
         def handle(self):
-            time.sleep(0.3)
+            self.request.recv(1)
+            wait_until(lambda: state["closing"])  # still busy when server_close() begins
             finished.append(1)
 
-    server = make_server(socketse.ThreadingTCPServer, Slow)
+    class Server(socketse.ThreadingTCPServer):
+        def server_close(self):
+            state["closing"] = True
+            socketse.ThreadingTCPServer.server_close(self)
+
+    server = make_server(Server, Slow)
     client = client_for(server)
     client.send(b"x")
     server.handle_request()
     close_server(server)
     check(finished == [1], "server_close returned before the handler ended")
+    check(read_all(client) == b"", "the request was not closed")
     client.close()
 
 
 @scenario
 def threading_udp_echo():
+    """ThreadingUDPServer answers from a handler thread, not the caller's."""
     if _thread is None:
         raise Skip("no _thread")
-    server, reply = one_exchange(socketse.ThreadingUDPServer, DatagramEcho)
+    threads = []
+
+    class Handler(DatagramEcho):
+        def handle(self):
+            threads.append(_thread.get_ident())
+            DatagramEcho.handle(self)
+
+    server, reply = one_exchange(socketse.ThreadingUDPServer, Handler)
     check(reply == b"HELLO\n", reply)
+    check(len(threads) == 1 and threads[0] != _thread.get_ident(), threads)
 
 
 @scenario
@@ -786,12 +1014,22 @@ def threading_serves_every_request_with_the_threads_it_gets(reuse):
         if _thread is None:
             raise Skip("no _thread")
 
+        accepted = []
+
         class Slow(LineEcho):
             def handle(self):
-                time.sleep(0.05)  # still busy when the next request comes
-                LineEcho.handle(self)
+                line = self.rfile.readline()
+                n = int(line.split()[1])
+                # Busy until the next request has come, and been accepted.
+                if wait_until(lambda: n == 2 or len(accepted) > n + 1):
+                    self.wfile.write(line.upper())
 
-        server = make_server(socketse.ThreadingTCPServer, Slow, reuse_threads=reuse)
+        def verify_request(self, request, client_address):
+            accepted.append(client_address)
+            return True
+
+        server = make_server(socketse.ThreadingTCPServer, Slow, reuse_threads=reuse,
+                             verify_request=verify_request)
         clients = []
         try:
             for n in range(3):
@@ -829,52 +1067,78 @@ def threading_new_server_after_server_close_starts_threads():
 
 @scenario
 def forking_serves_from_a_child():
+    """ForkingTCPServer and ForkingUDPServer answer from a child process,
+    reaped by server_close()."""
     if not hasattr(socketse, "ForkingTCPServer"):
         raise Skip("no os.fork")
 
     class Pid(socketse.BaseRequestHandler):
         def handle(self):
-            self.request.send(str(os.getpid()).encode())
+            if isinstance(self.request, tuple):
+                sock = self.request[1]
+                sock.sendto(str(os.getpid()).encode(),
+                            socketse._native_address(self.client_address))
+            else:
+                self.request.send(str(os.getpid()).encode())
 
-    server = make_server(socketse.ForkingTCPServer, Pid)
+    for server_class in (socketse.ForkingTCPServer, socketse.ForkingUDPServer):
+        server = make_server(server_class, Pid)
+        try:
+            client = client_for(server)
+            client.send(b"x")
+            server.handle_request()
+            reply = client.recv(1024)
+            client.close()
+            check(reply and int(reply) != os.getpid(), reply)
+        finally:
+            close_server(server)
+        check(not server.active_children, server.active_children)
+
+
+def ready_made_servers():
+    """The names of the ready-made server classes this platform has."""
+    return [name for name in sorted(socketse.__all__)
+            if name.endswith("Server") and name != "BaseServer"
+            and (_thread or not name.startswith("Threading"))]
+
+
+def echo_server(server_class):
+    """A server of a ready-made class, with the echo handler its kind takes."""
+    datagram = server_class.socket_type == socket.SOCK_DGRAM
+    return make_server(server_class, DatagramEcho if datagram else LineEcho)
+
+
+def echo_once(server):
+    """Check that an echo_server() answers one request, handle_request()
+    serving it."""
+    unix = isinstance(server.server_address, str)
+    datagram = server.socket_type == socket.SOCK_DGRAM
+    path = unix_path() if datagram and unix else None  # a name to reply to
     try:
-        client = client_for(server)
-        client.send(b"x")
+        client = client_for(server, bind_to=path)
+        client.send(b"every class\n")
         server.handle_request()
-        reply = read_all(client)
+        reply = client.recv(1024)
         client.close()
-        check(reply and int(reply) != os.getpid(), reply)
+        check(reply == b"EVERY CLASS\n", reply)
     finally:
-        close_server(server)
-    check(not server.active_children, server.active_children)
+        if path:
+            os.remove(path)
 
 
 def ready_made_server_serves(name):
     """A scenario: the ready-made server class `name` answers one echo."""
     def run():
-        server_class = getattr(socketse, name)
-        datagram = server_class.socket_type == socket.SOCK_DGRAM
-        server = make_server(server_class, DatagramEcho if datagram else LineEcho)
-        unix = isinstance(server.server_address, str)
-        path = unix_path() if datagram and unix else None  # a name to reply to
+        server = echo_server(getattr(socketse, name))
         try:
-            client = client_for(server, bind_to=path)
-            client.send(b"every class\n")
-            server.handle_request()
-            reply = client.recv(1024)
-            client.close()
-            check(reply == b"EVERY CLASS\n", reply)
+            echo_once(server)
         finally:
             close_server(server)
-            if path:
-                os.remove(path)
     return run
 
 
-for name in sorted(socketse.__all__):
-    needs_threads = name.startswith("Threading")
-    if name.endswith("Server") and name != "BaseServer" and (_thread or not needs_threads):
-        scenario(ready_made_server_serves(name), name + "_serves")
+for name in ready_made_servers():
+    scenario(ready_made_server_serves(name), name + "_serves")
 
 
 def base_server_serves_what_get_request_gives(offers):
@@ -932,20 +1196,25 @@ for offers in ("fileno", "socket"):
 # serving, and what it took (descriptors, threads) it gives back.
 
 class Errors:
-    """What handle_error saw, guarded by a lock: no GIL on MicroPython."""
+    """What handle_error saw: the type and the message of each error (not
+    the error, which would keep its frames), guarded by a lock: no GIL on
+    MicroPython."""
 
     def __init__(self):
         self.types = []
+        self.messages = []
         self.lock = _thread.allocate_lock() if _thread else None
         # A plain function, to be a server class's handle_error method.
-        self.record = lambda server, request, client_address: self.add(error_type())
+        self.record = lambda server, request, client_address: self.add(current_error())
 
-    def add(self, error_type):
+    def add(self, error):
         if self.lock:
             with self.lock:
-                self.types.append(error_type)
+                self.types.append(type(error))
+                self.messages.append(str(error))
         else:
-            self.types.append(error_type)
+            self.types.append(type(error))
+            self.messages.append(str(error))
 
     def __len__(self):
         return len(self.types)
@@ -985,11 +1254,19 @@ def open_descriptors():
         return None
 
 
+def hand_over(server):
+    """Have the server take the request waiting for it: handle_request(),
+    unless serve_in_thread() serves it."""
+    if not getattr(server, "served_in_thread", False):
+        server.handle_request()
+
+
 def exchange(server, message):
-    """One request to a server that handle_request() serves, its reply."""
+    """One request to a stream server, its reply: handle_request() serves
+    it, unless serve_in_thread() serves the server."""
     client = client_for(server)
     send_all(client, message)
-    server.handle_request()
+    hand_over(server)
     reply = read_all(client)
     client.close()
     return reply
@@ -1006,6 +1283,7 @@ def serve_in_thread(server, poll_interval=0.05):
         finally:
             state["ended"] = True
 
+    server.served_in_thread = True
     start_thread(run)
 
     def stop():
@@ -1013,8 +1291,48 @@ def serve_in_thread(server, poll_interval=0.05):
         server.shutdown()
         took = time.time() - started
         check(wait_until(lambda: state["ended"]), "serve_forever did not end")
+        server.served_in_thread = False
         return took
     return stop
+
+
+BYSTANDER = b"bystander\n"
+
+
+def against_each_server(handler_class, run, bystander_reply):
+    """run(server, errors) against a TCPServer whose requests the scenario
+    hands over with handle_request() (exchange() does), then, where the
+    platform runs four threads at once (serve_forever's, and handlers for a
+    bystander, a fault and the next request), a ThreadingTCPServer serving
+    in a thread, with a bystander: a client whose request is in flight
+    across the faults, half of it sent before them and half after, and
+    whose reply must come intact."""
+    server_classes = [socketse.TCPServer]
+    if threads_at_once() >= 4:
+        server_classes.append(socketse.ThreadingTCPServer)
+    for server_class in server_classes:
+        errors = Errors()
+        server = make_server(server_class, handler_class, handle_error=errors.record)
+        stop = None
+        if server_class is socketse.ThreadingTCPServer:
+            stop = serve_in_thread(server)
+        bystander = None
+        try:
+            if stop:
+                bystander = client_for(server)
+                send_all(bystander, BYSTANDER[:4])
+            run(server, errors)
+            if bystander:
+                send_all(bystander, BYSTANDER[4:])
+                if hasattr(bystander, "shutdown"):
+                    bystander.shutdown(socket.SHUT_WR)
+                check(read_all(bystander) == bystander_reply, "the bystander's request was hurt")
+        finally:
+            if bystander:
+                bystander.close()
+            if stop:
+                stop()
+            close_server(server)
 
 
 class Utf8Upper(socketse.StreamRequestHandler):
@@ -1025,198 +1343,279 @@ class Utf8Upper(socketse.StreamRequestHandler):
 
 @scenario
 def fault_client_resets_mid_request():
+    """A client that resets its connection in the middle of its request
+    costs that request a connection error (an OSError) at most."""
     need_linger()
-    errors = Errors()
-    server = make_server(socketse.TCPServer, LineEcho, handle_error=errors.record)
-    try:
+
+    def run(server, errors):
         for round in range(5):
             client = client_for(server)
             client.send(b"half a requ")  # no end of line
             reset_close(client)
-            server.handle_request()
-            check(len(errors) <= round + 1, errors.types)  # one request, one error at most
+            hand_over(server)
             check(exchange(server, b"next\n") == b"NEXT\n", "no reply after a reset")
-        check(len(errors) <= 5, errors.types)
-    finally:
-        close_server(server)
+            check(len(errors) <= round + 1, errors.types)  # one request, one error at most
+        check(all(issubclass(error, OSError) for error in errors.types), errors.types)
+
+    against_each_server(LineEcho, run, BYSTANDER.upper())
 
 
 @scenario
 def fault_client_resets_while_the_server_writes():
+    """A client that resets its connection while the server writes it a
+    large reply costs that request one connection error (an OSError),
+    whether wfile buffers or not."""
     need_linger()
-    errors = Errors()
+    for wbufsize in (0, 65536):
+        class Large(socketse.StreamRequestHandler):
+            def handle(self):
+                if self.rfile.readline() == b"large\n":
+                    chunk = b"x" * 65536  # 16 MiB in all, not all at once: MicroPython's heap is small
+                    for _ in range(256):
+                        self.wfile.write(chunk)
+                else:
+                    self.wfile.write(b"small\n")
 
-    class Large(socketse.StreamRequestHandler):
-        def handle(self):
-            if self.rfile.readline() == b"large\n":
-                chunk = b"x" * 65536  # 16 MiB in all, not all at once: MicroPython's heap is small
-                for _ in range(256):
-                    self.wfile.write(chunk)
+        Large.wbufsize = wbufsize
+        against_each_server(Large, reset_while_writing, b"small\n")
+
+
+def reset_while_writing(server, errors):
+    for round in range(3):
+        # A small receive window (SO_RCVBUF is 8 on Linux; MicroPython lacks
+        # the name): the reply cannot all wait in buffers before the reset.
+        client = socket.socket(server.address_family, server.socket_type)
+        try:
+            client.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUF", 8), 65536)
+        except OSError:
+            pass
+        client.connect(socketse._native_address(server.server_address))
+        client.settimeout(10)
+        client.send(b"large\n")
+        if _thread is None:  # reset at once: the server then writes to a reset socket
+            reset_close(client)
+            server.handle_request()
+        else:  # read part of the reply, then reset while the server writes
+            done = []
+
+            def handle():
+                try:
+                    server.handle_request()
+                finally:
+                    done.append(1)
+
+            if getattr(server, "served_in_thread", False):
+                done.append(1)
             else:
-                self.wfile.write(b"small\n")
-
-    server = make_server(socketse.TCPServer, Large, handle_error=errors.record)
-    try:
-        for round in range(3):
-            # A small receive window (SO_RCVBUF is 8 on Linux; MicroPython lacks
-            # the name): the reply cannot all wait in buffers before the reset.
-            client = socket.socket(server.address_family, server.socket_type)
-            try:
-                client.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUF", 8), 65536)
-            except OSError:
-                pass
-            client.connect(socketse._native_address(server.server_address))
-            client.settimeout(10)
-            client.send(b"large\n")
-            if _thread is None:  # reset at once: the server then writes to a reset socket
-                reset_close(client)
-                server.handle_request()
-            else:  # read part of the reply, then reset while the server writes
-                done = []
-
-                def handle():
-                    try:
-                        server.handle_request()
-                    finally:
-                        done.append(1)
-
                 start_thread(handle)
-                got = 0
-                while got < 65536:
-                    chunk = client.recv(65536)
-                    check(chunk, "EOF in the middle of the reply")
-                    got += len(chunk)
-                reset_close(client)
-                check(wait_until(lambda: done), "the handler never ended")
-                check(len(errors) == round + 1, errors.types)
-            check(exchange(server, b"small\n") == b"small\n", "no reply after a reset")
-        check(1 <= len(errors) <= 3, errors.types)
-    finally:
-        close_server(server)
+            got = 0
+            while got < 65536:
+                chunk = client.recv(65536)
+                check(chunk, "EOF in the middle of the reply")
+                got += len(chunk)
+            reset_close(client)
+            check(wait_until(lambda: done), "handle_request() never returned")
+            check(wait_until(lambda: len(errors) == round + 1), errors.types)
+        check(exchange(server, b"small\n") == b"small\n", "no reply after a reset")
+    check(1 <= len(errors) <= 3, errors.types)
+    check(all(issubclass(error, OSError) for error in errors.types), errors.types)
 
 
 @scenario
 def fault_silent_client_frees_its_thread():
+    """A client that connects and sends nothing holds its handler thread
+    for the handler's timeout only: others are served meanwhile; then it
+    sees the end of the stream, handle_error() gets a timeout (an OSError),
+    the handler finishes and its thread is given back."""
     if _thread is None:
         raise Skip("no _thread")
     errors = Errors()
+    lock = _thread.allocate_lock()
+    live = []  # handlers between setup() and the end of finish()
 
     class Impatient(LineEcho):
         timeout = 0.2
 
+        def setup(self):
+            with lock:
+                live.append(1)
+            LineEcho.setup(self)
+
+        def finish(self):
+            try:
+                LineEcho.finish(self)
+            finally:
+                with lock:
+                    live.pop()
+
+    before = running_threads()
     server = make_server(socketse.ThreadingTCPServer, Impatient, handle_error=errors.record)
     try:
         silent = client_for(server)  # connects and sends nothing
         server.handle_request()
-        check(len(server._threads) == 1, len(server._threads))
         check(exchange(server, b"meanwhile\n") == b"MEANWHILE\n", "not served meanwhile")
         check(read_all(silent) == b"", "silent client not closed")
         silent.close()
-        check(wait_until(lambda: len(server._threads) == 0), "the thread was not freed")
-        check(len(errors) == 1, errors.types)
+        check(wait_until(lambda: not live), "the silent client's handler never finished")
+        check(len(errors) == 1 and issubclass(errors.types[0], OSError), errors.types)
         check(exchange(server, b"after\n") == b"AFTER\n", "no reply after the timeout")
     finally:
         close_server(server)
+    check(threads_end(before), "threads left after server_close")
+
+
+class Lines(socketse.StreamRequestHandler):
+    """Every line upper-cased until the end of the stream, then BYE; an
+    unfinished last line is refused."""
+
+    def handle(self):
+        for line in self.rfile:
+            if not line.endswith(b"\n"):
+                self.wfile.write(b"ERR unfinished\n")
+                return
+            self.wfile.write(line.upper())
+        self.wfile.write(b"BYE\n")
+
+
+def half_closed(server, data):
+    """The reply to data sent on a connection then half-closed."""
+    client = client_for(server)
+    if not hasattr(client, "shutdown"):
+        client.close()
+        raise Skip("sockets have no shutdown()")
+    send_all(client, data)
+    client.shutdown(socket.SHUT_WR)
+    hand_over(server)
+    reply = read_all(client)
+    client.close()
+    return reply
 
 
 @scenario
 def fault_half_close_after_the_request():
-    class Lines(socketse.StreamRequestHandler):
-        def handle(self):
-            for line in self.rfile:
-                self.wfile.write(line.upper())
-            self.wfile.write(b"BYE\n")
+    """A client that half-closes after its request still gets every reply;
+    an unfinished last line is the handler's to refuse; an empty request
+    is answered too."""
+    def run(server, errors):
+        for round in range(3):
+            check(half_closed(server, b"one\ntwo\n") == b"ONE\nTWO\nBYE\n", "not answered")
+            check(half_closed(server, b"one\ntw") == b"ONE\nERR unfinished\n", "unfinished line")
+            check(half_closed(server, b"") == b"BYE\n", "empty request")
+        check(len(errors) == 0, errors.types)
 
-    server = make_server(socketse.TCPServer, Lines)
-    try:
-        client = client_for(server)
-        if not hasattr(client, "shutdown"):
-            client.close()
-            raise Skip("sockets have no shutdown()")
-        client.send(b"one\ntwo\n")
-        client.shutdown(socket.SHUT_WR)
-        server.handle_request()
-        check(read_all(client) == b"ONE\nTWO\nBYE\n", "half-closed request not answered")
-        client.close()
-    finally:
-        close_server(server)
+    against_each_server(Lines, run, BYSTANDER.upper() + b"BYE\n")
 
 
 @scenario
 def fault_invalid_utf8_costs_one_handle_error():
-    errors = Errors()
-    server = make_server(socketse.TCPServer, Utf8Upper, handle_error=errors.record)
-    try:
-        check(exchange(server, b"\xff\xfe not utf-8\n") == b"", "bad input answered")
-        check(len(errors) == 1 and issubclass(errors.types[0], UnicodeError), errors.types)
+    def run(server, errors):
+        check(exchange(server, b"\xff\xfe not utf-8 \xc3\x28\n") == b"", "bad input answered")
+        check(wait_until(lambda: len(errors) == 1), errors.types)
+        check(issubclass(errors.types[0], UnicodeError), errors.types)
         text = "h\u00e9llo\n"
         check(exchange(server, text.encode("utf-8")) == text.upper().encode("utf-8"),
               "no reply after bad input")
         check(len(errors) == 1, errors.types)
-    finally:
-        close_server(server)
+
+    against_each_server(Utf8Upper, run, BYSTANDER.upper())
 
 
 @scenario
 def fault_handler_exceptions_in_threads_cost_their_own_requests():
+    """Handlers that raise in threads, at max_threads, for clients at once:
+    each error reaches handle_error() with its own request's message, costs
+    only that request, and gives its thread back."""
     need_threads(2)  # serve_forever's and a handler's
     errors = Errors()
+    lock = _thread.allocate_lock()
+    replies = []
+    ended = []
 
     class Failing(LineEcho):
         def handle(self):
             line = self.rfile.readline()
             if line.startswith(b"fail"):
-                raise ValueError("failing on purpose")
+                raise ValueError(line.decode().strip())
             self.wfile.write(line.upper())
 
-    server = make_server(socketse.ThreadingTCPServer, Failing, handle_error=errors.record)
+    def client(worker):
+        try:
+            for n in range(10):
+                word = (b"fail %d %d\n" if n % 2 else b"ok %d %d\n") % (worker, n)
+                sock = client_for(server)
+                send_all(sock, word)
+                reply = read_all(sock)
+                sock.close()
+                with lock:
+                    replies.append((word, reply))
+        finally:
+            with lock:
+                ended.append(worker)
+
+    before = running_threads()
+    server = make_server(socketse.ThreadingTCPServer, Failing, max_threads=2,
+                         handle_error=errors.record)
     stop = serve_in_thread(server)
+    workers = 2 if threads_at_once() >= 4 else 1  # with serve_forever's and two handlers'
     try:
-        for n in range(10):
-            word = b"fail %d\n" % n if n % 2 else b"ok %d\n" % n
-            client = client_for(server)
-            send_all(client, word)
-            reply = read_all(client)
-            client.close()
-            check(reply == (b"" if n % 2 else word.upper()), reply)
-        check(wait_until(lambda: len(errors) == 5), errors.types)
-        check(errors.types == [ValueError] * 5, errors.types)
+        if workers == 2:
+            start_thread(client, 1)
+        client(0)
+        check(wait_until(lambda: len(ended) == workers), "a client never ended")
+        check(len(replies) == 10 * workers, replies)
+        for word, reply in replies:
+            check(reply == (b"" if word.startswith(b"fail") else word.upper()), (word, reply))
+        failed = sorted(word.decode().strip() for word, reply in replies
+                        if word.startswith(b"fail"))
+        check(wait_until(lambda: len(errors) == len(failed)), errors.types)
+        check(errors.types == [ValueError] * len(failed), errors.types)
+        check(sorted(errors.messages) == failed, errors.messages)
     finally:
         stop()
         close_server(server)
-    check(len(server._threads) == 0, "threads left after server_close")
+    check(threads_end(before), "threads left after server_close")
 
 
 @scenario
 def fault_system_exit_leaves_the_server_usable():
-    class Exiting(LineEcho):
-        def handle(self):
-            line = self.rfile.readline()
-            if line == b"exit\n":
-                raise SystemExit(4)
-            self.wfile.write(line.upper())
-            self.server.shutdown()  # ends serve_forever after this request
+    """SystemExit and KeyboardInterrupt from a handler end serve_forever(),
+    with no handle_error(); the same server serves again, and closes twice."""
+    for exception in (SystemExit, KeyboardInterrupt):
+        errors = Errors()
 
-    server = make_server(socketse.TCPServer, Exiting)
-    try:
-        client = client_for(server)
-        client.send(b"exit\n")
+        class Exiting(LineEcho):
+            def handle(self):
+                line = self.rfile.readline()
+                if line == b"exit\n":
+                    raise exception(4)
+                self.wfile.write(line.upper())
+                self.server.shutdown()  # ends serve_forever after this request
+
+        def service_actions(self):  # a guard: the loop went on past the exception
+            self.shutdown()
+
+        server = make_server(socketse.TCPServer, Exiting, handle_error=errors.record,
+                             service_actions=service_actions)
         try:
+            client = client_for(server)
+            client.send(b"exit\n")
+            try:
+                server.serve_forever(0.05)
+            except exception as exit:
+                check(exit.args == (4,), exit.args)
+            else:
+                check(False, "%s did not propagate" % exception.__name__)
+            check(read_all(client) == b"", "request not closed")
+            client.close()
+            client = client_for(server)  # the same server serves again
+            client.send(b"again\n")
             server.serve_forever(0.05)
-        except SystemExit as exit:
-            check(exit.args == (4,), exit.args)
-        else:
-            check(False, "SystemExit did not propagate")
-        check(read_all(client) == b"", "request not closed")
-        client.close()
-        client = client_for(server)  # the same server serves again
-        client.send(b"again\n")
-        server.serve_forever(0.05)
-        check(read_all(client) == b"AGAIN\n", "not served after SystemExit")
-        client.close()
-    finally:
-        close_server(server)
-    server.server_close()  # twice: fine
+            check(read_all(client) == b"AGAIN\n", "not served after %s" % exception.__name__)
+            client.close()
+            check(len(errors) == 0, errors.types)
+        finally:
+            close_server(server)
+        server.server_close()  # twice: fine
 
 
 def concurrency_handler(state, fill):
@@ -1243,6 +1642,7 @@ def concurrency_handler(state, fill):
 def run_concurrent_clients(server_class, total, fill, **attributes):
     """total clients at once; returns the most handlers seen running together."""
     need_threads(1 + fill)  # serve_forever's and the handlers'
+    before = running_threads()
     state = {"lock": _thread.allocate_lock(), "now": 0, "most": 0, "served": 0, "total": total}
     server = make_server(server_class, concurrency_handler(state, fill), **attributes)
     stop = serve_in_thread(server)
@@ -1261,7 +1661,7 @@ def run_concurrent_clients(server_class, total, fill, **attributes):
             client.close()
         stop()
         close_server(server)
-    check(len(server._threads) == 0, "threads left after server_close")
+    check(threads_end(before), "threads left after server_close")
     return state["most"]
 
 
@@ -1274,6 +1674,7 @@ def bounded_max_threads():
 
 @scenario
 def bounded_without_max_threads_more_run_at_once():
+    check(socketse.ThreadingTCPServer.max_threads is None, "bounded by default")
     most = run_concurrent_clients(socketse.ThreadingTCPServer, 4, 4)
     check(most > 2, "only %d handlers at once without max_threads" % most)
 
@@ -1299,6 +1700,9 @@ def lifecycle_shutdown_before_serve_forever():
 
 @scenario
 def lifecycle_shutdown_twice():
+    """shutdown() twice from the serving thread, twice with no loop, and,
+    where threads allow, twice at once from two threads while the loop
+    serves: every call returns, and the server serves again."""
     rounds = []
 
     class Server(socketse.TCPServer):
@@ -1320,60 +1724,139 @@ def lifecycle_shutdown_twice():
         check(exchange(server, b"served\n") == b"SERVED\n", "not served afterwards")
     finally:
         close_server(server)
+    if threads_at_once() < 3:  # serve_forever's and two shutdown()s
+        return
+    server = make_server(socketse.TCPServer, LineEcho)
+    state = {"ended": False}
+    returned = []
+    lock = _thread.allocate_lock()
+
+    def serve():
+        try:
+            server.serve_forever(0.05)
+        finally:
+            state["ended"] = True
+
+    def shut_down():
+        server.shutdown()
+        with lock:
+            returned.append(1)
+
+    try:
+        start_thread(serve)
+        client = client_for(server)
+        send_all(client, b"served\n")
+        check(read_all(client) == b"SERVED\n", "not served")  # the loop runs
+        client.close()
+        start_thread(shut_down)
+        start_thread(shut_down)
+        check(wait_until(lambda: len(returned) == 2), "a shutdown() from a thread hung")
+        check(wait_until(lambda: state["ended"]), "serve_forever did not end")
+        check(exchange(server, b"again\n") == b"AGAIN\n", "not served afterwards")
+    finally:
+        close_server(server)
 
 
 @scenario
 def lifecycle_server_close_twice():
-    names = ["TCPServer", "UDPServer", "UnixStreamServer", "UnixDatagramServer"]
-    if _thread is not None:
-        names.append("ThreadingTCPServer")
-    for name in names:
-        if not hasattr(socketse, name):
-            continue
-        server = make_server(getattr(socketse, name), LineEcho)
-        server.server_close()
-        server.server_close()
-        check(closed(server), name)
-        if isinstance(server.server_address, str):
-            os.remove(server.server_address)
+    """Every ready-made server, having served a request, may be closed
+    twice, and a third time by leaving a with block."""
+    for name in ready_made_servers():
+        server = echo_server(getattr(socketse, name))
+        try:
+            echo_once(server)
+            server.server_close()
+            server.server_close()
+            with server:
+                pass
+            check(closed(server), name)
+        finally:
+            close_server(server)
 
 
 @scenario
 def lifecycle_bind_to_a_busy_port():
-    busy = make_server(socketse.TCPServer, LineEcho)
+    """A server on a port in use, with or without allow_reuse_address,
+    raises the OSError (EADDRINUSE) itself, calls server_close() and keeps
+    no descriptor; the server on that port serves on."""
+    server_classes = [socketse.TCPServer, socketse.UDPServer]
+    if _thread:
+        server_classes.append(socketse.ThreadingTCPServer)
+    for server_class in server_classes:
+        busy = echo_server(server_class)
+        try:
+            before = open_descriptors()
+            for reuse in (False, True):  # SO_REUSEADDR takes no port in use
+                closes = []
+
+                class Attempt(server_class):
+                    allow_reuse_address = reuse
+
+                    def server_close(self):
+                        closes.append(1)
+                        server_class.server_close(self)
+
+                for _ in range(10):
+                    try:
+                        Attempt(busy.server_address, LineEcho)
+                    except OSError as error:
+                        check(type(error) is OSError and error.args[0] == EADDRINUSE,
+                              repr(error))
+                    else:
+                        check(False, "bound a busy port")
+                check(len(closes) == 10, "server_close() called %d times for 10" % len(closes))
+            check(open_descriptors() == before, "descriptors leaked: %r -> %r"
+                  % (before, open_descriptors()))
+            echo_once(busy)  # the first server still serves
+        finally:
+            close_server(busy)
+
+
+def is_socket_file(path):
+    return os.stat(path)[0] & 0o170000 == 0o140000
+
+
+def refused(server_class, path):
+    """Check that a server on path is refused with EADDRINUSE."""
     try:
-        before = open_descriptors()
-        for _ in range(20):
-            try:
-                socketse.TCPServer(busy.server_address, LineEcho)
-            except OSError as error:
-                check(error.args[0] == EADDRINUSE, error.args)
-            else:
-                check(False, "bound a busy port")
-        check(open_descriptors() == before, "descriptors leaked: %r -> %r"
-              % (before, open_descriptors()))
-        check(exchange(busy, b"still mine\n") == b"STILL MINE\n", "the first server broke")
-    finally:
-        close_server(busy)
+        server_class(path, LineEcho)
+    except OSError as error:
+        check(error.args[0] == EADDRINUSE, error.args)
+    else:
+        check(False, "bound over an existing file")
 
 
 @scenario
 def lifecycle_unix_server_on_an_existing_file():
-    server_class = unix_server_class("UnixStreamServer")
-    path = unix_path()
-    with open(path, "wb") as f:
-        f.write(b"precious")
-    try:
+    """A Unix server on a path that exists, a plain file or the socket file
+    a closed server left behind, is refused (EADDRINUSE), removes nothing
+    and keeps no descriptor; a live server's path is refused too, and that
+    server serves on."""
+    for name in ("UnixStreamServer", "UnixDatagramServer"):
+        server_class = unix_server_class(name)
+        path = unix_path()
+        with open(path, "wb") as f:
+            f.write(b"precious")
         try:
-            server_class(path, LineEcho)
-        except OSError as error:
-            check(error.args[0] == EADDRINUSE, error.args)
-        else:
-            check(False, "bound over an existing file")
-        with open(path, "rb") as f:
-            check(f.read() == b"precious", "the file was changed")
+            before = open_descriptors()
+            refused(server_class, path)
+            with open(path, "rb") as f:
+                check(f.read() == b"precious", "the file was changed")
+            os.remove(path)
+            server_class(path, LineEcho).server_close()  # leaves its socket file
+            check(is_socket_file(path), "no socket file left")
+            refused(server_class, path)
+            check(is_socket_file(path), "the socket file was removed")
+            check(open_descriptors() == before, "descriptors leaked: %r -> %r"
+                  % (before, open_descriptors()))
+        finally:
+            os.remove(path)
+    live = make_server(socketse.UnixStreamServer, LineEcho)
+    try:
+        refused(socketse.UnixStreamServer, live.server_address)
+        check(exchange(live, b"alive\n") == b"ALIVE\n", "the live server was hurt")
     finally:
-        os.remove(path)
+        close_server(live)
 
 
 @scenario

@@ -117,17 +117,3 @@ def test_class_hierarchy_matches_the_stdlib():
         bases = [base.__name__ for base in reference(name).__mro__ if base is not object]
         for base in bases:
             assert issubclass(ours, getattr(socketse, base)), (name, base)
-
-
-def test_import_as_socketserver_for_a_user_handler(clients):
-    import socketse as socketserver  # noqa: F811 - this is the drop-in use
-
-    class MyTCPHandler(socketserver.BaseRequestHandler):  # the stdlib docs' example
-        def handle(self):
-            self.data = self.request.recv(1024).strip()
-            self.request.sendall(self.data.upper())
-
-    with socketserver.TCPServer(("127.0.0.1", 0), MyTCPHandler) as server:
-        sock = clients.send(server, b"hello docs\n")
-        server.handle_request()
-        assert clients.read_all(sock) == b"HELLO DOCS"

