@@ -579,3 +579,48 @@ def test_a_slow_reader_cannot_hold_a_handler_past_its_timeout(serve, clients):
     [(error_type, seconds)] = outcome
     assert issubclass(error_type, socket.timeout)
     assert seconds < TIMEOUT
+
+
+def readme_security_recipe():
+    """The handler class of the README's security notes, run as written
+    there (its only code block)."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as readme:
+        notes = readme.read().split("## Security notes", 1)[1].split("\n## ", 1)[0]
+    namespace = {}
+    exec(notes.split("```python\n", 1)[1].split("```", 1)[0], namespace)
+    return namespace["Bounded"]
+
+
+def test_a_trickling_client_is_cut_off_by_the_readme_timer(serve, clients):
+    """StreamRequestHandler.timeout bounds each wait only: a client that
+    sends a byte every 0.2 s never lets it expire.  The README's recipe
+    ends such a connection at its request_timeout, and the handler's
+    readline() returns what had come."""
+    lines = []
+
+    class Trickled(readme_security_recipe()):
+        timeout = TIMEOUT
+        request_timeout = 1
+
+        def handle(self):
+            lines.append(self.rfile.readline())
+
+    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), Trickled))
+    sent = 0
+    with clients.connect(server) as sock:
+        sock.settimeout(0.2)  # the pace: a byte, then up to 0.2 s for an answer
+        started = time.monotonic()
+        while time.monotonic() - started < 3 * TIMEOUT:
+            try:
+                sock.sendall(b"x")
+                sent += 1
+                if not sock.recv(1):
+                    break  # the server ended the connection
+            except socket.timeout:
+                continue
+            except OSError:  # a reset also ends it
+                break
+        elapsed = time.monotonic() - started
+    assert elapsed < 3 * TIMEOUT, "still connected after %d s" % elapsed
+    assert wait_for(lambda: lines), "the handler's readline() never returned"
+    assert lines == [b"x" * len(lines[0])] and 0 < len(lines[0]) <= sent
