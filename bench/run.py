@@ -19,9 +19,9 @@ Cases: tcp_sync, tcp_threading, tcp_forking, udp, line, line_threading, http
 (wrk drives it where installed, the Python client otherwise), shutdown
 (latency of shutdown(), p50 and p99), import (time and modules added), and
 on MicroPython mp_tcp_sync, mp_udp and mp_shutdown (socketse against the
-bare loop).  board_shutdown_lwip and board_shutdown_esp32 measure
+bare loop).  board_shutdown_lwip, _esp32 and _rp2 measure
 shutdown() on the board profiles: the unix MicroPython built with the
-boards' lwIP socket layer (`make boards`), plain and as esp32; its loopback
+boards' lwIP socket layer (`make boards`), plain, as esp32 and as rp2; its loopback
 is inside the process, so the client of each start is too.
 The steps_ cases (steps_tcp_sync, steps_udp, and mp_ ones on MicroPython)
 show where socketse's time goes: their variants go from the bare loop to
@@ -115,6 +115,9 @@ CASES = [
     Case("board_shutdown_esp32", "board profile esp32: shutdown() latency (TCPServer)",
          "esp32 board: shutdown()", "shutdown", variants=("socketse", "bare"),
          board="esp32", unit="s", targets=(("max_p99", 0.010),)),
+    Case("board_shutdown_rp2", "board profile rp2 (Pico W: one thread besides the main one): "
+         "shutdown() latency (TCPServer)", "rp2 board: shutdown()", "shutdown",
+         variants=("socketse", "bare"), board="rp2", unit="s", targets=(("max_p99", 0.010),)),
 ]
 # Where socketse's time goes: from the bare loop to serve_forever(), one layer
 # added at each step (bench/servers.py says what each adds).
