@@ -729,7 +729,7 @@ def shutdown_wakes_the_loop_at_once():
         servers.append((socketse.ThreadingTCPServer, LineEcho))
     for server_class, handler_class in servers:
         slowest, verified = shutdowns_take(server_class, handler_class)
-        check(slowest < 1.0, "a shutdown took %.2f s" % slowest)
+        check(slowest < 0.5, "a shutdown took %.2f s" % slowest)
         check(verified == 5, "verify_request saw %d requests for 5" % verified)
 
 
