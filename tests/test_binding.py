@@ -10,7 +10,7 @@ import socket
 import pytest
 
 import socketse
-from conftest import TIMEOUT
+from conftest import TIMEOUT, recv_until_eof
 
 
 class Echo(socketse.BaseRequestHandler):
@@ -18,13 +18,7 @@ class Echo(socketse.BaseRequestHandler):
 
     def handle(self):
         self.request.settimeout(TIMEOUT)
-        data = []
-        while True:
-            chunk = self.request.recv(4096)
-            if not chunk:
-                break
-            data.append(chunk)
-        self.request.sendall(b"".join(data))
+        self.request.sendall(recv_until_eof(self.request))
 
 
 def test_bind_and_activate_by_hand(serve, clients):
@@ -42,24 +36,16 @@ def test_bind_and_activate_by_hand(serve, clients):
     assert clients.talk(server, b"by hand") == b"by hand"
 
 
+@pytest.mark.parametrize("attribute, option", [
+    ("allow_reuse_address", "SO_REUSEADDR"),
+    pytest.param("allow_reuse_port", "SO_REUSEPORT", marks=pytest.mark.skipif(
+        not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")),
+])
 @pytest.mark.parametrize("reuse", [False, True])
-def test_allow_reuse_address_sets_so_reuseaddr(reuse):
-    class Server(socketse.TCPServer):
-        allow_reuse_address = reuse
-
+def test_allow_reuse_attributes_set_their_socket_option(attribute, option, reuse):
+    Server = type("Server", (socketse.TCPServer,), {attribute: reuse})
     with Server(("127.0.0.1", 0), Echo) as server:
-        value = server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
-        assert bool(value) is reuse
-
-
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT")
-@pytest.mark.parametrize("reuse", [False, True])
-def test_allow_reuse_port_sets_so_reuseport(reuse):
-    class Server(socketse.TCPServer):
-        allow_reuse_port = reuse
-
-    with Server(("127.0.0.1", 0), Echo) as server:
-        value = server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+        value = server.socket.getsockopt(socket.SOL_SOCKET, getattr(socket, option))
         assert bool(value) is reuse
 
 

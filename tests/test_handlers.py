@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import socketse
-from conftest import TIMEOUT, reset
+from conftest import TIMEOUT, recv_until_eof, reset
 
 
 def readable(sock):
@@ -217,13 +217,7 @@ def test_unbuffered_rfile_leaves_the_rest_in_the_socket(serve, clients):
         def handle(self):
             line = self.rfile.readline()
             self.request.settimeout(TIMEOUT)
-            rest = []
-            while True:
-                chunk = self.request.recv(4096)
-                if not chunk:
-                    break
-                rest.append(chunk)
-            self.wfile.write(line + b"|" + b"".join(rest))
+            self.wfile.write(line + b"|" + recv_until_eof(self.request))
 
     server = serve(socketse.TCPServer(("127.0.0.1", 0), Handler))
     assert clients.talk(server, b"line\nREST") == b"line\n|REST"
