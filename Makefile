@@ -21,7 +21,7 @@ example:
 # ../shared/boards/build-micropython-lwip.sh builds it once into .venv/bin.
 # Without that script or a C compiler, the board cases of `make test` skip
 # and say why (under CI=true they fail instead).
-BOARDS ?= $(firstword $(wildcard ../shared/boards /work/shared/boards))
+BOARDS ?= $(wildcard ../shared/boards)
 BOARD_BUILDS := $(VENV)/bin/micropython-lwip-threads $(VENV)/bin/micropython-lwip-nothreads
 
 $(VENV)/bin/micropython-lwip-%: | $(VENV)/installed

@@ -175,13 +175,20 @@ _module_lock = _allocate_lock()
 
 def _handle_error(server: "Any", request: "Any", client_address: "Any",
                   error: "BaseException") -> None:
-    """server.handle_error() for this error."""
-    if hasattr(sys, "print_exception"):
-        # No with: on MicroPython its end would clear sys.exc_info().
-        _module_lock.acquire()
-        _errors_noted[_get_ident()] = error
-        _module_lock.release()
-    server.handle_error(request, client_address)
+    """server.handle_error() for this error.  Where the heap is too full to
+    report it (a board under load), the error goes unreported rather than
+    costing more than its request."""
+    try:
+        if hasattr(sys, "print_exception"):
+            # No with: on MicroPython its end would clear sys.exc_info().
+            _module_lock.acquire()
+            try:
+                _errors_noted[_get_ident()] = error
+            finally:
+                _module_lock.release()
+        server.handle_error(request, client_address)
+    except MemoryError:
+        pass
 
 
 def _current_error() -> "Any":
@@ -335,17 +342,23 @@ class BaseServer:
                 # What shutdown() sends a byte through, so that the loop,
                 # waiting on it too, wakes at once: a datagram socket on a
                 # random loopback port, connected to itself, so that only
-                # it can send there.  Where none can be had (the port is
-                # taken, a board has no loopback), the loop wakes within
+                # it can send there.  The port is below Linux's ephemeral
+                # range (32768 and up), where clients' sockets linger in
+                # TIME_WAIT.  Where none can be had (three ports taken, a
+                # board with no loopback), the loop wakes within
                 # poll_interval.
                 wakeup = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                try:
-                    address = _native_address(
-                        ("127.0.0.1", 20000 + int.from_bytes(os.urandom(2), "little") % 40000))
-                    wakeup.bind(address)
-                    wakeup.connect(address)
-                    self.__wakeup = wakeup
-                except Exception:
+                for attempt in "123":
+                    try:
+                        address = _native_address(
+                            ("127.0.0.1", 20000 + int.from_bytes(os.urandom(2), "little") % 12768))
+                        wakeup.bind(address)
+                        wakeup.connect(address)
+                        self.__wakeup = wakeup
+                        break
+                    except Exception:
+                        pass
+                else:
                     wakeup.close()
             wait = _readiness_waiter(self, self.__wakeup)
             if wait is None:  # no select: accept() itself waits, briefly
@@ -353,12 +366,12 @@ class BaseServer:
             while not self._stopping:
                 try:
                     ready = wait(poll_interval) if wait else True
-                except MemoryError:  # a board's heap, full for now: wait on
-                    ready = False
-                if self._stopping:
-                    break
-                if ready:
-                    self._handle_request_noblock()
+                    if self._stopping:
+                        break
+                    if ready:
+                        self._handle_request_noblock()
+                except MemoryError:  # a board's heap, full for now: serve on
+                    pass
                 self.service_actions()
         finally:
             if wait is None:
@@ -585,7 +598,7 @@ class TCPServer(BaseServer):
                 for _ in range(1024):  # to 64 KiB, without waiting (in small
                     if not request.recv(64):  # reads: a board's heap is small)
                         break
-        except OSError:  # the peer has gone already (ENOTCONN), or no more input
+        except (OSError, MemoryError):  # the peer has gone (ENOTCONN), no more input, no heap
             pass
         self.close_request(request)
 
@@ -709,16 +722,20 @@ class _HandlerThreads:
     hold:
 
     - _busy counts the requests handed over and not finished, and never
-      exceeds _limit: max_threads, or fewer once the platform refused a
-      thread (the Pico W has one to give), so a refused request waits for
-      a busy thread as it would at max_threads;
+      exceeds _limit (max_threads); where the platform refuses a thread
+      (the Pico W has one to give) or the heap cannot hold one more
+      request, that request waits for a busy one to finish, as at
+      max_threads;
     - _parked holds a [wake-up lock, request] slot per parked thread, at
-      most 16 of them (None once closed); where locks can wait with a
-      timeout, a slot parked idle_seconds ends its thread: after a spike
-      of clients, its threads do not stay;
+      most 16 of them (None once closed); a slot parked idle_seconds ends
+      its thread: after a spike of clients, its threads do not stay;
     - _all_done is held while _busy is not 0, for join();
-    - _handlers holds the idents of the handler threads, so that join()
-      called by one of them does not wait for itself.
+    - _handlers maps the lock each handler thread was started with to its
+      ident, so that join() called by one of them does not wait for
+      itself.  start() makes the entry, so that a thread never grows a
+      container, and a MemoryError anywhere in the pool costs at most the
+      request it happened to (closed, and counted finished), never a
+      count, a lock or the serving loop.
 
     A start() that finds no room publishes a fresh, held lock as _waiter,
     and sleeps on it until stop_waiting() releases it: _finish() calls it,
@@ -737,7 +754,9 @@ class _HandlerThreads:
         self._all_done = _allocate_lock()
         self._parked: "Optional[list[list[Any]]]" = []
         self._waiter: "Any" = None
-        self._handlers: "set[int]" = set()
+        # Keyed by the lock each thread was started with: a dict, as a set
+        # that fails to grow on a full heap is left corrupt on MicroPython.
+        self._handlers: "dict[Any, Optional[int]]" = {}
 
     def __len__(self) -> "int":
         return self._busy
@@ -746,14 +765,14 @@ class _HandlerThreads:
         """Have a handler thread, a parked one if any, call the server's
         process_request_thread(*request), and return True; False, without
         calling it, if a shutdown came while there was no room."""
+        limit = self._limit
         for attempt in range(20):
             while True:
                 with self._lock:
-                    if self._limit is None or self._busy < self._limit:
+                    if limit is None or self._busy < limit:
                         if not self._busy:
                             self._all_done.acquire()
                         self._busy += 1
-                        slot = self._parked.pop() if self._parked else None
                         break
                     waiter = self._waiter = _allocate_lock()
                     waiter.acquire()
@@ -762,24 +781,39 @@ class _HandlerThreads:
                 if self.server._stopping:
                     return False
                 waiter.acquire()
-            if slot:
-                slot[1] = request
-                slot[0].release()
-                return True
-            try:  # then wait until the thread runs, as threading's start() does
+            wakeup = None
+            try:
+                # The heap a request in flight takes (about 1.3 KB on a
+                # 64-bit unix MicroPython), tried first: where it cannot be
+                # had, the request waits for a busy thread, as at
+                # max_threads.  gc.mem_free() would not tell: it counts all
+                # free heap, and what fails is one contiguous block.
+                bytearray(1024)
+                with self._lock:
+                    slot = self._parked.pop() if self._parked else None
+                if slot:
+                    slot[1] = request
+                    slot[0].release()
+                    return True
                 wakeup = _allocate_lock()
                 wakeup.acquire()
-                _thread.start_new_thread(self._work, (wakeup, request))
-                wakeup.acquire()
-                return True
-            except (OSError, RuntimeError, MemoryError) as refusal:  # no thread to be had
-                error = refusal
-                self._finish(None)
+                # The new thread's entry for join() is made here, where a
+                # full heap is a refusal: the thread then only fills it in.
                 with self._lock:
-                    busy = self._busy
-                    if busy:  # wait for one of those, as at max_threads
-                        self._limit = busy
-                if not busy:  # a thread that has ended may not be gone yet (rp2)
+                    self._handlers[wakeup] = None
+                _thread.start_new_thread(self._work, (wakeup, request))
+                wakeup.acquire()  # until the thread runs, as threading's start() waits
+                return True
+            except (OSError, RuntimeError, MemoryError) as refusal:  # no thread or heap to be had
+                error = refusal
+                with self._lock:
+                    self._handlers.pop(wakeup, None)
+                self._finish(None)
+                # Wait for one of the busy ones, as at max_threads; with
+                # none busy, a moment (a thread that has ended may not be
+                # gone yet: rp2's one extra thread).
+                limit = self._busy or self._limit
+                if limit is self._limit:
                     import time
                     time.sleep(0.05)
         raise error
@@ -795,16 +829,19 @@ class _HandlerThreads:
                 pass
 
     def _work(self, wakeup: "Any", request: "Optional[Tuple[Any, Any]]") -> None:
+        with self._lock:  # a value replaced: no heap needed
+            self._handlers[wakeup] = _get_ident()
         wakeup.release()
-        me = _get_ident()
-        with self._lock:
-            self._handlers.add(me)
         slot: "Any" = None
+        server = self.server
         try:
             while request:
                 try:
-                    self.server.process_request_thread(*request)
-                    if not slot and self.server.reuse_threads:
+                    try:
+                        server.process_request_thread(*request)
+                    except MemoryError:  # before its own try could close the request
+                        server.shutdown_request(request[0])
+                    if not slot and server.reuse_threads:
                         slot = [_allocate_lock(), None]
                         slot[0].acquire()
                 except BaseException as error:  # SystemExit and kin end the thread
@@ -823,13 +860,8 @@ class _HandlerThreads:
                 if not self._finish(slot):
                     return
                 # Parked: wait for start() to hand over a request, or
-                # close() None, or (where a lock can wait with a timeout)
-                # for idle_seconds; then, if still parked, end.
-                try:
-                    woken = slot[0].acquire(1, self.idle_seconds)
-                except TypeError:  # MicroPython's locks wait without a timeout
-                    woken = slot[0].acquire()
-                if not woken:
+                # close() None, or for idle_seconds; then, if still parked, end.
+                if not slot[0].acquire(1, self.idle_seconds):
                     with self._lock:
                         parked = self._parked
                         if parked and slot in parked:
@@ -839,7 +871,7 @@ class _HandlerThreads:
                 request = slot[1]
         finally:
             with self._lock:
-                self._handlers.discard(me)
+                del self._handlers[wakeup]
 
     def _finish(self, slot: "Any") -> "bool":
         """Count a request finished; park the slot (a thread that
@@ -864,7 +896,7 @@ class _HandlerThreads:
         """Wait until no request is busy, unless called by a handler (one
         that closes its own server): it would wait for itself."""
         with self._lock:
-            handler = _get_ident() in self._handlers
+            handler = _get_ident() in self._handlers.values()
         if not handler:
             with self._all_done:
                 pass
@@ -890,16 +922,24 @@ class ThreadingMixIn(_MixIn):
       in the listen backlog.  None (the default) sets no bound, as the
       stdlib.  Where the platform refuses a thread, requests wait for a
       busy one in the same way.
-    - reuse_threads: if true (the default), a handler thread that has
-      finished a request waits for the next one instead of ending, which
-      saves starting a thread per request; thread-local data then outlives
-      a request.  False starts a new thread per request, as the stdlib.
+    - reuse_threads: if true, a handler thread that has finished a
+      request waits for the next one instead of ending, which saves
+      starting a thread per request; thread-local data then outlives a
+      request.  False starts a new thread per request, as the stdlib.
+      The default is true where a parked thread can end on its own (locks
+      that wait with a timeout: CPython, PyPy), false where it could not
+      (MicroPython): there each parked thread would keep its heap for
+      good, and the unix port's collector has been seen to free a request
+      handed over to one.
     """
 
     daemon_threads = False
     block_on_close = True
     max_threads: "Optional[int]" = None
-    reuse_threads = True
+    try:  # only locks that honour a timeout refuse a negative one
+        reuse_threads = not _allocate_lock().acquire(True, -2)
+    except ValueError:
+        reuse_threads = True
     # The pool, made by the first request; until then no pool, spelled ()
     # (len() 0, which the stdlib's own tests read, as they read its _threads).
     _threads: "Any" = ()

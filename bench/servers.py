@@ -406,16 +406,23 @@ def serve_step(variant, case, port):
 # shutdown() latency and import cost
 # ---------------------------------------------------------------------------
 
+# Random ports come from 20000..32767, below Linux's ephemeral range (32768
+# and up): the load clients' closed connections hold ports there in
+# TIME_WAIT, so a server that picked one could be refused with EADDRINUSE.
+def random_port():
+    import os
+    return 20000 + int.from_bytes(os.urandom(2), "little") % 12768
+
+
 def on_a_free_port(make):
     """make(port): with port 0 where a socket can tell which port that chose;
     on MicroPython, which can't, with random ports until one is free."""
     from errno import EADDRINUSE  # imported here: after --board, the board's number
     if not MICROPYTHON:
         return make(0)
-    import os
     for attempt in range(50):
         try:
-            return make(20000 + int.from_bytes(os.urandom(2), "little") % 40000)
+            return make(random_port())
         except OSError as error:
             if attempt == 49 or error.args[0] != EADDRINUSE:
                 raise

@@ -18,7 +18,7 @@ import sys
 import select as board_select  # the build's own, before --board replaces them
 import socket as board_socket
 
-from runner import check, need_threads, random_port, run, take_options, wait_until
+from runner import check, need_threads, on_a_random_port, run, take_options, wait_until
 
 take_options()
 
@@ -133,8 +133,12 @@ EXAMPLES_ON_BOARDS = [
 
 
 def run_example(name, arguments, clients):
-    """Run examples/NAME.py as a program whose serve_forever() is `clients`."""
-    port = random_port()
+    """Run examples/NAME.py as a program whose serve_forever() is `clients`,
+    on a random port: on another if the example can't bind that one."""
+    on_a_random_port(lambda port: run_example_on(port, name, arguments, clients))
+
+
+def run_example_on(port, name, arguments, clients):
     outcome = []
 
     def drive(server, poll_interval=0.5):

@@ -30,9 +30,26 @@ def wait_until(condition, seconds=10.0):
     return True
 
 
+# Random ports come from 20000..32767: below Linux's ephemeral range (32768
+# and up), where the clients of this suite and of anything else on the
+# machine get their ports, and leave them in TIME_WAIT for a minute after
+# closing.  A server there could find its port taken: make test once failed
+# that way, with EADDRINUSE.  Below that range, only another server can hold the
+# port, and on_a_random_port() then tries another.
 def random_port():
     """A port to try: MicroPython's sockets can't tell which one port 0 chose."""
-    return 20000 + int.from_bytes(os.urandom(2), "little") % 40000
+    return 20000 + int.from_bytes(os.urandom(2), "little") % 12768
+
+
+def on_a_random_port(make):
+    """make(port) on a random port; on another while the port is taken."""
+    from errno import EADDRINUSE  # here: after --board, the board's number
+    for attempt in range(50):
+        try:
+            return make(random_port())
+        except OSError as error:
+            if attempt == 49 or error.args[0] != EADDRINUSE:
+                raise
 
 
 def hide_modules(names):

@@ -20,8 +20,8 @@ import socket
 import sys
 import time
 
-from runner import (Skip, check, need_threads, random_port, run, running_threads, start_thread,
-                    take_options, threads_at_once, threads_end, wait_until)
+from runner import (Skip, check, need_threads, on_a_random_port, run, running_threads,
+                    start_thread, take_options, threads_at_once, threads_end, wait_until)
 
 take_options()
 
@@ -56,13 +56,9 @@ def make_server(server_class, handler_class, host="127.0.0.1", **attributes):
     """A bound server with the given class attributes set.  MicroPython's
     sockets can't report the port that port 0 chose, so try random ports."""
     cls = type("Server", (server_class,), attributes)
-    unix = hasattr(socket, "AF_UNIX") and server_class.address_family == socket.AF_UNIX
-    for attempt in range(50):
-        try:
-            return cls(unix_path() if unix else (host, random_port()), handler_class)
-        except OSError as error:
-            if unix or attempt == 49 or error.args[0] != EADDRINUSE:
-                raise
+    if hasattr(socket, "AF_UNIX") and server_class.address_family == socket.AF_UNIX:
+        return cls(unix_path(), handler_class)
+    return on_a_random_port(lambda port: cls((host, port), handler_class))
 
 
 def close_server(server):
@@ -88,13 +84,9 @@ def client_for(server, bind_to=None):
 def bound_client(server):
     """(client, its address): a client of an IP server, bound first to a port
     of its own, since MicroPython's sockets can't tell their name."""
-    for attempt in range(50):
-        address = ("127.0.0.1", random_port())
-        try:
-            return client_for(server, bind_to=address), address
-        except OSError as error:
-            if attempt == 49 or error.args[0] != EADDRINUSE:
-                raise
+    def bind_and_connect(port):
+        return client_for(server, bind_to=("127.0.0.1", port)), ("127.0.0.1", port)
+    return on_a_random_port(bind_and_connect)
 
 
 def read_all(client):
@@ -1150,9 +1142,18 @@ def base_server_serves_what_get_request_gives(offers):
         if socketse.select is None:
             raise Skip("no select: a BaseServer has nothing to wait on")
         handled = []
-        address = socketse._native_address(("127.0.0.1", random_port()))
-        readable = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        readable.bind(address)
+
+        def bound_datagram_socket(port):
+            address = socketse._native_address(("127.0.0.1", port))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind(address)
+            except OSError:
+                sock.close()
+                raise
+            return sock, address
+
+        readable, address = on_a_random_port(bound_datagram_socket)
 
         class Jobs(socketse.BaseServer):
             jobs = ["first", "second"]

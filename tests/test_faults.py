@@ -374,11 +374,9 @@ def test_out_of_memory_for_a_thread_waits_for_one_instead(serve, clients, monkey
 # Out of memory under load, in MicroPython's small heap
 
 OUT_OF_MEMORY_SERVER = textwrap.dedent(r"""
-    from errno import EADDRINUSE
-
     import _thread
     import socketse
-    from runner import random_port
+    from runner import on_a_random_port
 
     # Where memory ran out, or a thread was refused: printed at exit.  The
     # keys exist already, so that counting allocates nothing (the heap is
@@ -430,13 +428,8 @@ OUT_OF_MEMORY_SERVER = textwrap.dedent(r"""
                 raise
 
 
-    for attempt in range(50):  # MicroPython can't tell which port port 0 chose
-        try:
-            server = Server(("127.0.0.1", random_port()), Echo)
-            break
-        except OSError as error:
-            if attempt == 49 or error.args[0] != EADDRINUSE:
-                raise
+    # a random port: MicroPython can't tell which one port 0 chose
+    server = on_a_random_port(lambda port: Server(("127.0.0.1", port), Echo))
     print(server.server_address[1])
     server.serve_forever(poll_interval=0.05)
     server.server_close()

@@ -331,22 +331,15 @@ def test_udp_server_answers_every_datagram_it_receives():
 
 
 BURST_SERVER = textwrap.dedent(r"""
-    from errno import EADDRINUSE
-
     import socketse
-    from runner import random_port
+    from runner import on_a_random_port
 
     class Echo(socketse.StreamRequestHandler):
         def handle(self):
             self.wfile.write(self.rfile.readline())
 
-    for attempt in range(50):  # MicroPython can't tell which port port 0 chose
-        try:
-            server = socketse.TCPServer(("127.0.0.1", random_port()), Echo)
-            break
-        except OSError as error:
-            if attempt == 49 or error.args[0] != EADDRINUSE:
-                raise
+    # a random port: MicroPython can't tell which one port 0 chose
+    server = on_a_random_port(lambda port: socketse.TCPServer(("127.0.0.1", port), Echo))
     print(server.server_address[1])
     server.serve_forever()
 """)

@@ -48,17 +48,34 @@ gc.collect()
 print(gc.mem_alloc() - before)
 """
 
+# The probe's port, chosen at random (MicroPython can't tell which one port 0
+# chose) in 20000..32767: below Linux's ephemeral range (32768 and up),
+# where the machine's own closed client connections hold ports in TIME_WAIT
+# and a bind could fail with EADDRINUSE.  Text, as it runs in the probe;
+# tests/test_ports.py runs it too, to sample it.
+RANDOM_PORT = """\
+def random_port():
+    return 20000 + int.from_bytes(os.urandom(2), "little") % 12768
+"""
+
 # MicroPython on a small heap: import the .mpy, then serve one TCP echo, as
 # an app on a board would.  Prints "echoed" when it worked.
 ECHO_PROBE = """\
-import gc, os, socket
+import errno, gc, os, socket
 gc.collect()
 import socketse
 class Echo(socketse.StreamRequestHandler):
     def handle(self):
         self.wfile.write(self.rfile.readline())
-port = 20000 + int.from_bytes(os.urandom(2), "little") % 40000
-server = socketse.TCPServer(("127.0.0.1", port), Echo)
+""" + RANDOM_PORT + """\
+for attempt in range(50):
+    port = random_port()
+    try:
+        server = socketse.TCPServer(("127.0.0.1", port), Echo)
+        break
+    except OSError as error:
+        if attempt == 49 or error.args[0] != errno.EADDRINUSE:
+            raise
 client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 client.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
 client.send(b"echo\\n")
