@@ -222,21 +222,53 @@ except ImportError:  # MicroPython's io has IOBase, BytesIO and StringIO only
                 raise StopIteration
             return line  # type: ignore[no-any-return]
 
+def _ms_until(deadline: "Optional[int]" = None) -> "int":
+    """The milliseconds left until deadline, negative once past; with no
+    deadline, the clock itself, which a deadline is counted on.  The clock
+    is MicroPython's ticks_ms() where it exists (a board's time.time()
+    counts whole seconds), whose wrap-around ticks_diff() allows for, and
+    monotonic() elsewhere."""
+    import time
+    if hasattr(time, "ticks_ms"):
+        now = time.ticks_ms()
+        return now if deadline is None else time.ticks_diff(deadline, now)  # type: ignore[attr-defined,no-any-return]
+    now = int(time.monotonic() * 1000)
+    return now if deadline is None else deadline - now
+
+
+def _recv(sock: "Any", size: "int") -> "bytes":
+    """Up to size bytes from a stream socket, b"" at its end: through
+    recv_into() where there is no recv() (CircuitPython's sockets)."""
+    if hasattr(sock, "recv"):
+        return sock.recv(size)  # type: ignore[no-any-return]
+    buffer = bytearray(size)
+    return bytes(memoryview(buffer)[:sock.recv_into(buffer)])
+
 # On CPython and PyPy, makefile() gives a file over a socket.SocketIO that
 # leaves the socket open when closed.  Elsewhere it may give a file on the
 # socket's own descriptor, which closes the socket, or closes a newer
-# connection's descriptor when garbage-collected: _SocketFile is used there
-# (StreamRequestHandler.setup() tells them apart by socket.SocketIO).
+# connection's descriptor when garbage-collected, or nothing at all: there
+# _SocketFile reads too (StreamRequestHandler.setup() tells them apart by
+# socket.SocketIO), as it does wherever a whole request has a deadline.
 
 
 class _SocketFile(_BinaryFile):
-    """An unbuffered binary file over a socket: write() sends every byte
-    before it returns.  Where it is also the rfile, because makefile() is
-    unsafe there, the socket's own stream methods read."""
+    """A binary file over a connection.  write() sends every byte before it
+    returns; reads are buffered here, received 1 KiB at a time (a board's
+    heap is small), and end at the end of the stream.
 
-    def __init__(self, sock: "Any", timeout: "Optional[float]") -> None:
-        self._sock = sock
-        self.timeout = timeout
+    Each send and receive waits no longer than the socket's timeout and no
+    later than the deadline: the request's (request_timeout after setup),
+    and for a write, timeout after its start.  Once the deadline is past,
+    the call raises socket.timeout, however slowly the peer keeps
+    sending or reading.
+    """
+
+    def __init__(self, sock: "Any", timeout: "Optional[float]",
+                 request_timeout: "Optional[float]") -> None:
+        self._sock, self.timeout, self._unread = sock, timeout, b""
+        self._deadline = None if request_timeout is None else \
+            _ms_until() + int(request_timeout * 1000)
 
     def writable(self) -> "bool":
         return True
@@ -244,30 +276,56 @@ class _SocketFile(_BinaryFile):
     def fileno(self) -> "int":
         return self._sock.fileno()  # type: ignore[no-any-return]
 
+    def _bound(self, deadline: "Optional[int]") -> None:
+        """Let the next send or receive wait only until the deadline."""
+        if deadline is not None:
+            left = _ms_until(deadline)
+            if left <= 0:
+                from errno import ETIMEDOUT
+                raise getattr(socket, "timeout", OSError)(ETIMEDOUT, "timed out")
+            timeout = self.timeout
+            self._sock.settimeout(left / 1000 if timeout is None else min(left / 1000, timeout))
+
     def write(self, data: "Any") -> "int":
         # A loop over send(), since sendall() may stop short on MicroPython.
-        # The timeout bounds the whole call (each send() waits up to it, and
-        # none starts after it), so that a client reading a byte at a time
-        # cannot hold the handler.
+        # The timeout bounds the whole call, not each send(), so that a
+        # client reading a byte at a time cannot hold the handler.
         view = memoryview(data)
         if hasattr(view, "cast"):  # count bytes, not items of a wider format
             view = view.cast("B")
-        timeout, sent = self.timeout, 0
-        if timeout:
-            import time
-            deadline = time.time() + timeout
+        deadline, timeout = self._deadline, self.timeout
+        if timeout and (deadline is None or _ms_until(deadline) > timeout * 1000):
+            deadline = _ms_until() + int(timeout * 1000)
+        sent = 0
         while sent < len(view):  # never send(b""): esp32 takes it for a timeout
-            if sent and timeout and time.time() > deadline:
-                from errno import ETIMEDOUT
-                raise getattr(socket, "timeout", OSError)(ETIMEDOUT, "timed out")
+            self._bound(deadline)
             sent += self._sock.send(view[sent:])
         return sent
 
     def read(self, size: "Optional[int]" = -1) -> "bytes":
-        return self._sock.read(size)  # type: ignore[no-any-return]
+        return self._read(size, False)
 
     def readline(self, size: "Optional[int]" = -1) -> "bytes":
-        return self._sock.readline(size)  # type: ignore[no-any-return]
+        return self._read(size, True)
+
+    def _read(self, size: "Optional[int]", line: "bool") -> "bytes":
+        """Up to size bytes (all, for None or a negative size), up to and
+        with the first newline if line; fewer at the end of the stream."""
+        pieces, count, chunk = [], 0, self._unread
+        while True:
+            end = chunk.find(b"\n") + 1 if line else 0
+            end = end or len(chunk)
+            if size is not None and 0 <= size - count < end:
+                end = size - count
+            pieces.append(chunk[:end])
+            count += end
+            self._unread = chunk[end:]
+            if self._unread or count == size or line and chunk[end - 1:end] == b"\n":
+                return b"".join(pieces)
+            self._bound(self._deadline)
+            chunk = _recv(self._sock, 1024)
+            if not chunk:
+                return b"".join(pieces)
 
 
 # ---------------------------------------------------------------------------
@@ -596,7 +654,7 @@ class TCPServer(BaseServer):
             else:  # MicroPython: close() with input unread would reset the
                 request.settimeout(0)  # connection: read what has come, up
                 for _ in range(1024):  # to 64 KiB, without waiting (in small
-                    if not request.recv(64):  # reads: a board's heap is small)
+                    if not _recv(request, 64):  # reads: a board's heap is small)
                         break
         except (OSError, MemoryError):  # the peer has gone (ENOTCONN), no more input, no heap
             pass
@@ -1041,12 +1099,18 @@ class StreamRequestHandler(BaseRequestHandler):
     when it returns; more buffers the replies, sent by flush() and at the
     end), timeout (set on the connection unless None, so that a silent
     client costs a timeout, not a handler), disable_nagle_algorithm
-    (TCP_NODELAY, for small buffered replies).
+    (TCP_NODELAY, for small buffered replies), and, socketse's own,
+    request_timeout: unless None, the seconds the whole request may take
+    from setup().  Every read and write of rfile and wfile after that
+    raises socket.timeout, so that a client sending or reading a byte now
+    and then, each within timeout, still cannot hold a handler for long.
+    With it, wfile is unbuffered and rfile is socketse's own everywhere.
     """
 
     rbufsize = -1
     wbufsize = 0
     timeout: "Optional[float]" = None
+    request_timeout: "Optional[float]" = None
     disable_nagle_algorithm = False
 
     def setup(self) -> None:
@@ -1057,8 +1121,9 @@ class StreamRequestHandler(BaseRequestHandler):
         if self.disable_nagle_algorithm:
             sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6),
                             getattr(socket, "TCP_NODELAY", 1), 1)
-        self.rfile = self.wfile = _SocketFile(sock, timeout)  # type: Any
-        if hasattr(socket, "SocketIO"):  # makefile() is safe: see _SocketFile
+        self.rfile = self.wfile = _SocketFile(sock, timeout, self.request_timeout)  # type: Any
+        # makefile() where it is safe (see _SocketFile) and nothing is due
+        if hasattr(socket, "SocketIO") and self.request_timeout is None:
             self.rfile = sock.makefile("rb", self.rbufsize)
             if self.wbufsize:
                 self.wfile = sock.makefile("wb", self.wbufsize)

@@ -1465,6 +1465,65 @@ def fault_silent_client_frees_its_thread():
     check(threads_end(before), "threads left after server_close")
 
 
+class EchoUntilTheDeadline(socketse.StreamRequestHandler):
+    """Every line echoed until the end of the stream, with a whole-request
+    deadline of a second, far shorter than the per-call timeout."""
+    request_timeout = 1.0
+    timeout = 5.0
+
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+
+
+@scenario
+def request_timeout_ends_a_trickling_client():
+    """A client sending a byte every 0.1 s, each well within the handler's
+    timeout, loses its connection at request_timeout, with a timeout (an
+    OSError) for handle_error(); the client queued behind it is answered
+    no later than that deadline plus a second.  The clients share one
+    thread (the Pico W has one to give), the server is the main thread's."""
+    need_threads(1)
+    errors = Errors()
+    server = make_server(socketse.TCPServer, EchoUntilTheDeadline, handle_error=errors.record)
+    took = {}
+    try:
+        trickler = client_for(server)
+        patient = client_for(server)
+        send_all(patient, b"hello\n")
+        sent_at = time.time()
+
+        def trickle():
+            try:
+                while time.time() - sent_at < 6 and "reply" not in took:
+                    try:
+                        trickler.send(b"x")
+                    except OSError:  # closed at its deadline: the send may fail
+                        pass
+                    patient.settimeout(0.1)
+                    try:
+                        took["reply"] = (patient.recv(64), time.time() - sent_at)
+                    except OSError:  # nothing yet
+                        pass
+            finally:
+                took["done"] = True
+
+        start_thread(trickle)
+        server.handle_request()  # the trickler's request, until its deadline
+        took["trickler"] = time.time() - sent_at
+        server.handle_request()
+        check(wait_until(lambda: "done" in took), "the clients' thread did not end")
+        check(0.8 <= took["trickler"] <= 2.0, "the trickler was cut off after %.2f s, "
+              "request_timeout is 1 s" % took["trickler"])
+        check(took.get("reply", (b"", 0))[0] == b"hello\n", took)
+        check(took["reply"][1] <= 2.0, "answered after %.2f s" % took["reply"][1])
+        check(errors.types and issubclass(errors.types[0], OSError), errors.types)
+        trickler.close()
+        patient.close()
+    finally:
+        close_server(server)
+
+
 class Lines(socketse.StreamRequestHandler):
     """Every line upper-cased until the end of the stream, then BYE; an
     unfinished last line is refused."""

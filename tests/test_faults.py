@@ -574,46 +574,50 @@ def test_a_slow_reader_cannot_hold_a_handler_past_its_timeout(serve, clients):
     assert seconds < TIMEOUT
 
 
-def readme_security_recipe():
-    """The handler class of the README's security notes, run as written
-    there (its only code block)."""
-    with open(os.path.join(REPO_ROOT, "README.md")) as readme:
-        notes = readme.read().split("## Security notes", 1)[1].split("\n## ", 1)[0]
-    namespace = {}
-    exec(notes.split("```python\n", 1)[1].split("```", 1)[0], namespace)
-    return namespace["Bounded"]
+def test_64_tricklers_cannot_keep_a_client_waiting_past_request_timeout(serve, clients):
+    """64 clients each sending a byte every 0.2 s, well within the handler's
+    timeout, against max_threads = 8: each loses its connection at its
+    deadline whatever it sends, so that a well-behaved client queued
+    behind all of them waits for 64 / 8 deadlines at most (plus a second).
+    Without request_timeout they would hold the threads as long as they
+    trickle."""
 
-
-def test_a_trickling_client_is_cut_off_by_the_readme_timer(serve, clients):
-    """StreamRequestHandler.timeout bounds each wait only: a client that
-    sends a byte every 0.2 s never lets it expire.  The README's recipe
-    ends such a connection at its request_timeout, and the handler's
-    readline() returns what had come."""
-    lines = []
-
-    class Trickled(readme_security_recipe()):
+    class Bounded(socketse.StreamRequestHandler):
         timeout = TIMEOUT
-        request_timeout = 1
+        request_timeout = 0.25
 
         def handle(self):
-            lines.append(self.rfile.readline())
+            for line in self.rfile:
+                self.wfile.write(line)
 
-    server = serve(socketse.ThreadingTCPServer(("127.0.0.1", 0), Trickled))
-    sent = 0
-    with clients.connect(server) as sock:
-        sock.settimeout(0.2)  # the pace: a byte, then up to 0.2 s for an answer
+    class Server(socketse.ThreadingTCPServer):
+        max_threads = 8
+        handle_error = lambda *args: None  # 64 timeouts, expected
+
+    server = serve(Server(("127.0.0.1", 0), Bounded))
+    tricklers = [clients.connect(server) for _ in range(64)]
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.2):
+            for sock in tricklers:
+                try:
+                    sock.send(b"x")
+                except OSError:  # cut off: what the test wants
+                    pass
+
+    pacer = threading.Thread(target=trickle, daemon=True)
+    pacer.start()
+    try:
+        time.sleep(0.1)  # the tricklers take every thread first
         started = time.monotonic()
-        while time.monotonic() - started < 3 * TIMEOUT:
-            try:
-                sock.sendall(b"x")
-                sent += 1
-                if not sock.recv(1):
-                    break  # the server ended the connection
-            except socket.timeout:
-                continue
-            except OSError:  # a reset also ends it
-                break
-        elapsed = time.monotonic() - started
-    assert elapsed < 3 * TIMEOUT, "still connected after %d s" % elapsed
-    assert wait_for(lambda: lines), "the handler's readline() never returned"
-    assert lines == [b"x" * len(lines[0])] and 0 < len(lines[0]) <= sent
+        with clients.connect(server) as patient:
+            patient.sendall(b"hello\n")
+            patient.settimeout(3 * TIMEOUT)
+            assert patient.recv(64) == b"hello\n"
+            waited = time.monotonic() - started
+    finally:
+        stop.set()
+        pacer.join(TIMEOUT)
+    bound = 64 / Server.max_threads * Bounded.request_timeout + 1
+    assert waited < bound, "answered after %.2f s, bound %.2f s" % (waited, bound)
