@@ -62,8 +62,18 @@ Tested on CPython 3.6 to 3.13, PyPy 3.9 and MicroPython 1.29's unix port.
 __version__ = "1.0.0"
 
 import os
-import socket
 import sys
+
+try:
+    import socket
+except ImportError:  # CircuitPython: sockets come from a pool (TCPServer.socket_pool)
+    try:  # a native wifi board's own
+        import socketpool, wifi  # type: ignore[import-not-found]
+        socket = socketpool.SocketPool(wifi.radio)
+    except ImportError:  # a pool of the program's own (WIZnet, ESP32SPI), set later
+        class socket:  # type: ignore[no-redef]
+            """The usual numbers, until a program sets its pool."""
+            AF_INET, SOCK_STREAM, SOCK_DGRAM = 2, 1, 2
 
 try:  # MicroPython's compiler drops code under a false const() altogether
     from micropython import const  # type: ignore[import-not-found]
@@ -126,6 +136,7 @@ def _readiness_waiter(server: "Any", wakeup: "Any" = None
     if not hasattr(select, "poll"):
         return lambda timeout: select.select(waited, [], [], timeout)[0]
     poller = select.poll()
+    listener = None
     try:
         # The descriptor, so that a BaseServer offering fileno() alone works.
         poller.register(server.fileno(), select.POLLIN)
@@ -133,12 +144,20 @@ def _readiness_waiter(server: "Any", wakeup: "Any" = None
         # Boards: lwIP sockets have no fileno(), and board builds of poll()
         # take objects only.  A failed register() can spoil a poller.
         poller = select.poll()
-        poller.register(server.socket, select.POLLIN)
+        listener = server.socket
+        poller.register(listener, select.POLLIN)
     for other in waited[1:]:
         poller.register(other, select.POLLIN)
-    # Whole milliseconds: MicroPython's poll() takes no float.
-    return lambda timeout: poller.poll(
-        -1 if timeout is None else int(timeout * 1000 + 0.999))
+
+    def wait(timeout: "Optional[float]") -> "Any":
+        if listener:
+            # A board's listener may poll readable with nothing to accept
+            # (CircuitPython on the Pico W, always): accept() then waits no
+            # longer than this wait would have.
+            listener.settimeout(timeout)
+        # Whole milliseconds: MicroPython's poll() takes no float.
+        return poller.poll(-1 if timeout is None else int(timeout * 1000 + 0.999))
+    return wait
 
 
 if _thread is not None:
@@ -164,9 +183,10 @@ else:
 
     _get_ident = int  # the one thread's ident: int() is 0
 
-# MicroPython prints an error with sys.print_exception(error), and its
-# sys.exc_info(), where it has one, is one for all threads: the error handed
-# to handle_error() is noted per thread, for the default handle_error().
+# MicroPython and CircuitPython print an error given to them, and the
+# sys.exc_info() of MicroPython, where it has one, is one for all threads:
+# the error handed to handle_error() is noted per thread there, for the
+# default handle_error().
 _errors_noted: "dict[int, BaseException]" = {}
 # Held for a moment by whatever changes state shared by all servers: the
 # errors noted, the timeout of a socket that sends an empty reply.
@@ -179,7 +199,7 @@ def _handle_error(server: "Any", request: "Any", client_address: "Any",
     report it (a board under load), the error goes unreported rather than
     costing more than its request."""
     try:
-        if hasattr(sys, "print_exception"):
+        if not hasattr(sys, "__excepthook__"):
             # No with: on MicroPython its end would clear sys.exc_info().
             _module_lock.acquire()
             try:
@@ -299,7 +319,17 @@ class _SocketFile(_BinaryFile):
         sent = 0
         while sent < len(view):  # never send(b""): esp32 takes it for a timeout
             self._bound(deadline)
-            sent += self._sock.send(view[sent:])
+            try:
+                sent += self._sock.send(view[sent:])
+            except OSError as error:
+                # CircuitPython on ESP32 says EAGAIN at once for a full
+                # buffer, whatever the timeout, having sent nothing: try
+                # again a moment later, until the deadline.
+                from errno import EAGAIN
+                if error.args[0] != EAGAIN:
+                    raise
+                import time
+                time.sleep(0.005)
         return sent
 
     def read(self, size: "Optional[int]" = -1) -> "bytes":
@@ -396,7 +426,7 @@ class BaseServer:
         self.__serving_thread = _get_ident()
         wait: "Any" = None
         try:
-            if select is not None:  # without select, accept() waits instead
+            if select and _thread:  # else accept() waits, or no thread could call shutdown()
                 # What shutdown() sends a byte through, so that the loop,
                 # waiting on it too, wakes at once: a datagram socket on a
                 # random loopback port, connected to itself, so that only
@@ -498,11 +528,11 @@ class BaseServer:
         """Take the request that is waiting and handle it."""
         try:
             request = self.get_request()
-        except (OSError, MemoryError) as error:  # costs this request, not the loop
-            if error.args and error.args[0] in (23, 24):
+        except (OSError, MemoryError, RuntimeError) as error:  # costs this request, not the loop
+            if isinstance(error, RuntimeError) or error.args and error.args[0] in (23, 24):
                 # ENFILE or EMFILE (by number: MicroPython's errno lacks
-                # them).  The connection stays queued, so the socket stays
-                # readable: pause rather than spin until a descriptor is free.
+                # them), or CircuitPython's "Out of sockets": pause rather
+                # than spin until a socket is free.
                 import time
                 time.sleep(0.1)
             return
@@ -557,10 +587,14 @@ class BaseServer:
         on serving."""
         print('-' * 40 + '\nException occurred during processing of request from',
               client_address, file=sys.stderr)
+        error = _current_error()
         if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
-            sys.print_exception(_current_error(), sys.stderr)
-        else:  # the interpreter's own display: nothing to import
+            sys.print_exception(error, sys.stderr)
+        elif hasattr(sys, "exc_info"):  # the interpreter's own display: nothing to import
             sys.__excepthook__(*sys.exc_info())
+        else:  # CircuitPython
+            import traceback
+            traceback.print_exception(error, file=sys.stderr)
         print('-' * 40, file=sys.stderr)
 
     def __enter__(self: "Any") -> "Any":
@@ -583,6 +617,7 @@ class TCPServer(BaseServer):
     the address actually bound, where the socket can tell it.
     """
 
+    socket_pool: "Any" = socket
     address_family = socket.AF_INET
     socket_type = socket.SOCK_STREAM
     # Without SOMAXCONN (MicroPython), 32: on the unix port a burst of 200
@@ -600,7 +635,7 @@ class TCPServer(BaseServer):
         if self.address_family == socket.AF_INET and ":" in server_address[0]:
             self.address_family = socket.AF_INET6  # an IPv6 literal
         # Positional arguments: MicroPython ignores keywords here.
-        self.socket = socket.socket(self.address_family, self.socket_type)
+        self.socket = self.socket_pool.socket(self.address_family, self.socket_type)
         if bind_and_activate:
             try:
                 self.server_bind()
@@ -611,11 +646,12 @@ class TCPServer(BaseServer):
 
     def server_bind(self) -> None:
         """Set the reuse options asked for, and bind to server_address."""
+        pool = self.socket_pool
         for wanted, name in ((self.allow_reuse_address, "SO_REUSEADDR"),
                              (self.allow_reuse_port, "SO_REUSEPORT")):
-            option = getattr(socket, name, None)
+            option = getattr(pool, name, None)
             if wanted and option:
-                self.socket.setsockopt(socket.SOL_SOCKET, option, 1)
+                self.socket.setsockopt(pool.SOL_SOCKET, option, 1)
         self.socket.bind(_native_address(self.server_address))
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
@@ -637,8 +673,11 @@ class TCPServer(BaseServer):
         """Accept a connection: (the new socket, the peer's address)."""
         request, client_address = self.socket.accept()
         try:
-            if select is None:  # MicroPython's accepted sockets inherit the
-                request.settimeout(None)  # listener's timeout, set for want of select
+            # Blocking, as the stdlib's: where a socket cannot tell its
+            # timeout, it may have the listener's (MicroPython) or none
+            # (CircuitPython on ESP32), so it is set.
+            if not hasattr(request, "gettimeout"):
+                request.settimeout(None)
             return request, _readable_address(self.address_family, client_address)
         except BaseException:  # a MemoryError on a board, say: not a leak too
             request.close()
@@ -674,7 +713,12 @@ class UDPServer(TCPServer):
 
     def get_request(self) -> "Tuple[Any, Any]":
         sock = self.socket
-        data, address = sock.recvfrom(self.max_packet_size)
+        if hasattr(sock, "recvfrom"):
+            data, address = sock.recvfrom(self.max_packet_size)
+        else:  # CircuitPython
+            data = bytearray(self.max_packet_size)
+            size, address = sock.recvfrom_into(data)
+            data = bytes(memoryview(data)[:size])
         return (data, sock), _readable_address(self.address_family, address)
 
     # No listen(), and nothing to end or close per datagram: the socket is
