@@ -102,12 +102,21 @@ except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
 # The portability layer: each piece gives one thing that some builds lack.
 # ---------------------------------------------------------------------------
 
+# MicroPython's unix port has socket.sockaddr() because its sockets take and
+# give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
+# The last address translated, both ways, as (readable, raw): a reply mostly
+# goes back to where the request came from, and translating costs more than
+# the rest of a datagram's round on MicroPython.
+_last_address: "Any" = (None, None)
+
+
 def _native_address(address: "Any") -> "Any":
     """The address in the form this platform's bind, connect and sendto take."""
-    # MicroPython's unix port has socket.sockaddr() because its sockets take
-    # and give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
     if not hasattr(socket, "sockaddr") or not isinstance(address, (tuple, str)):
         return address
+    readable, raw = _last_address
+    if address == readable:
+        return raw
     if isinstance(address, str):  # a Unix socket path, or "\0" and an
         import struct  # abstract name: no NUL added, as the length tells the end
         return struct.pack("H", socket.AF_UNIX) + address.encode()
@@ -119,10 +128,36 @@ def _readable_address(family: "int", address: "Any") -> "Any":
     """The (host, port) form of an address from accept() or recvfrom(),
     which MicroPython gives as raw sockaddr bytes.  Unix addresses stay as
     they are: they are only ever passed back to sendto()."""
+    global _last_address
     if isinstance(address, tuple) or family == getattr(socket, "AF_UNIX", None):
         return address
-    family, host, port = socket.sockaddr(address)[:3]  # type: ignore[attr-defined]
-    return socket.inet_ntop(family, host), port
+    readable, raw = _last_address
+    if address != raw:
+        family, host, port = socket.sockaddr(address)[:3]  # type: ignore[attr-defined]
+        readable = socket.inet_ntop(family, host), port
+        _last_address = readable, address
+    return readable
+
+
+# What servers make their sockets with, unless a class sets its own
+# socket_pool: the socket module, CircuitPython's pool, or on MicroPython's
+# unix port sockets that take addresses as every other platform's do.
+_default_pool: "Any" = socket
+if hasattr(socket, "sockaddr"):
+    class _default_pool:  # type: ignore[no-redef]
+        """The socket module, with sockets whose bind(), connect() and
+        sendto() take (host, port) and paths: a handler may reply to
+        client_address, as the stdlib's documentation shows."""
+
+        class socket(socket.socket):  # type: ignore[misc]
+            def bind(self, address: "Any") -> None:
+                super().bind(_native_address(address))
+
+            def connect(self, address: "Any") -> None:
+                super().connect(_native_address(address))
+
+            def sendto(self, data: "Any", address: "Any") -> "int":
+                return super().sendto(data, _native_address(address))  # type: ignore[no-any-return]
 
 
 def _readiness_waiter(server: "Any", wakeup: "Any" = None
@@ -274,8 +309,9 @@ def _recv(sock: "Any", size: "int") -> "bytes":
 
 class _SocketFile(_BinaryFile):
     """A binary file over a connection.  write() sends every byte before it
-    returns; reads are buffered here, received 1 KiB at a time (a board's
-    heap is small), and end at the end of the stream.
+    returns; reads are buffered here, and end at the end of the stream.
+    They receive 512 bytes at a time: 1 KiB would take a board 6 KiB more
+    heap to serve one echo (a contiguous block in a fragmented heap).
 
     Each send and receive waits no longer than the socket's timeout and no
     later than the deadline: the request's (request_timeout after setup),
@@ -353,7 +389,7 @@ class _SocketFile(_BinaryFile):
             if self._unread or count == size or line and chunk[end - 1:end] == b"\n":
                 return b"".join(pieces)
             self._bound(self._deadline)
-            chunk = _recv(self._sock, 1024)
+            chunk = _recv(self._sock, 512)
             if not chunk:
                 return b"".join(pieces)
 
@@ -617,7 +653,7 @@ class TCPServer(BaseServer):
     the address actually bound, where the socket can tell it.
     """
 
-    socket_pool: "Any" = socket
+    socket_pool = _default_pool
     address_family = socket.AF_INET
     socket_type = socket.SOCK_STREAM
     # Without SOMAXCONN (MicroPython), 32: on the unix port a burst of 200
@@ -646,13 +682,12 @@ class TCPServer(BaseServer):
 
     def server_bind(self) -> None:
         """Set the reuse options asked for, and bind to server_address."""
-        pool = self.socket_pool
         for wanted, name in ((self.allow_reuse_address, "SO_REUSEADDR"),
                              (self.allow_reuse_port, "SO_REUSEPORT")):
-            option = getattr(pool, name, None)
+            option = getattr(socket, name, None)
             if wanted and option:
-                self.socket.setsockopt(pool.SOL_SOCKET, option, 1)
-        self.socket.bind(_native_address(self.server_address))
+                self.socket.setsockopt(socket.SOL_SOCKET, option, 1)
+        self.socket.bind(self.server_address)
         if hasattr(self.socket, "getsockname"):  # so that port 0 tells its port
             self.server_address = self.socket.getsockname()
 
@@ -1192,8 +1227,7 @@ class DatagramRequestHandler(BaseRequestHandler):
         self.packet, self.rfile, self.wfile = packet, BytesIO(packet), BytesIO()
 
     def finish(self) -> None:
-        reply, sock = self.wfile.getvalue(), self.socket
-        address = _native_address(self.client_address)
+        reply, sock, address = self.wfile.getvalue(), self.socket, self.client_address
         if reply:
             sock.sendto(reply, address)
             return
