@@ -235,12 +235,8 @@ def _handle_error(server: "Any", request: "Any", client_address: "Any",
     costing more than its request."""
     try:
         if not hasattr(sys, "__excepthook__"):
-            # No with: on MicroPython its end would clear sys.exc_info().
-            _module_lock.acquire()
-            try:
+            with _module_lock:
                 _errors_noted[_get_ident()] = error
-            finally:
-                _module_lock.release()
         server.handle_error(request, client_address)
     except MemoryError:
         pass
