@@ -2,10 +2,13 @@
 
 socketse is a drop-in for the standard library's ``socketserver`` (as of
 CPython 3.13) that runs wherever Python can open a socket: CPython 3.6 and
-later, PyPy, and constrained builds such as MicroPython's unix port.  It
-imports only ``socket``, ``os`` and ``sys`` at module level; ``select``,
-``_thread`` and the rest are used where they exist and done without where
-they don't.  Copy this file next to your program, or::
+later, PyPy, MicroPython (its unix port and the boards: ESP32, Pico W,
+ESP8266, stm32) and CircuitPython, whose sockets come from a socket pool.
+It imports only ``socket`` (or, without one, CircuitPython's ``socketpool``
+and ``wifi``), ``os`` and ``sys`` at module level; ``select``, ``_thread``
+and the rest are used where they exist and done without where they don't.
+Copy this file next to your program, freeze it into a board's firmware
+(manifest.py), or::
 
     import socketse as socketserver
 
@@ -35,28 +38,39 @@ Where socketse differs from the stdlib, it is on purpose:
   deadlocking: the loop ends after that request.  A second
   serve_forever() on a serving server raises RuntimeError instead of
   running a second loop.
-- ThreadingMixIn reuses its handler threads (reuse_threads), keeps at most
-  16 idle ones (for at most a minute, where locks can wait with a timeout)
-  and can bound them (max_threads); handler threads are ``_thread``
-  threads, which server_close() waits for (block_on_close), unless called
-  by one of them, and interpreter exit does not.  The mix-ins have no
-  server_close() of their own: BaseServer's waits for their handlers, as
-  MicroPython's super() cannot chain through mix-ins.
+- ThreadingMixIn can bound its handler threads (max_threads), and where
+  locks wait with a timeout (CPython, PyPy) reuses them (reuse_threads),
+  keeping at most 16 idle ones for at most a minute.  Where a thread or
+  the heap for one more request cannot be had (a board), a request waits
+  for a busy thread as at max_threads, instead of failing.  Handler
+  threads are ``_thread`` threads, which server_close() waits for
+  (block_on_close), unless called by one of them, and interpreter exit
+  does not.  The mix-ins have no server_close() of their own:
+  BaseServer's waits for their handlers, as MicroPython's super() cannot
+  chain through mix-ins.
 - An IPv6 literal address such as ("::1", 0) works on a class that did not
   choose an address family; request_queue_size is socket.SOMAXCONN (32
   where there is none), not 5.
 - StreamRequestHandler.timeout bounds a whole unbuffered wfile.write(), as
-  it bounds the stdlib's sendall(); where sockets cannot half-close, the
+  it bounds the stdlib's sendall(), and its request_timeout, socketse's
+  own, bounds a whole request; where sockets cannot half-close, the
   input a handler left unread is read before closing, so that the client
   sees the end of the stream rather than a reset.
 - When accept() fails for want of descriptors, the loop pauses instead of
   spinning; StreamRequestHandler.finish() never raises for a peer that left.
 - On MicroPython, addresses are translated to and from the raw form its
-  sockets use, and client_address is a (host, port) tuple.
+  sockets use: client_address is a (host, port) tuple, which the server's
+  socket takes back in sendto().
+- TCPServer.socket_pool is what sockets are made with: the socket module,
+  or on CircuitPython socketpool.SocketPool(wifi.radio); a program with a
+  pool of its own (WIZnet, ESP32SPI) sets it.
 - Without ``select``, serving waits in accept() with a timeout; without
   ``_thread``, everything but ThreadingMixIn works.
 
-Tested on CPython 3.6 to 3.13, PyPy 3.9 and MicroPython 1.29's unix port.
+Tested on CPython 3.6 to 3.13, PyPy 3.9, MicroPython 1.29's unix port,
+MicroPython with the boards' own socket layers (lwIP, ESP32's) and frozen
+into firmware, and CircuitPython 10's unix port with a socket pool
+re-created after its raspberrypi and espressif ports; see README.md.
 """
 
 __version__ = "1.0.0"
@@ -145,16 +159,13 @@ def _readable_address(family: "int", address: "Any") -> "Any":
 _default_pool: "Any" = socket
 if hasattr(socket, "sockaddr"):
     class _default_pool:  # type: ignore[no-redef]
-        """The socket module, with sockets whose bind(), connect() and
-        sendto() take (host, port) and paths: a handler may reply to
-        client_address, as the stdlib's documentation shows."""
+        """The socket module, with sockets whose bind() and sendto() take
+        (host, port) and paths: a handler may reply to client_address, as
+        the stdlib's documentation shows."""
 
         class socket(socket.socket):  # type: ignore[misc]
             def bind(self, address: "Any") -> None:
                 super().bind(_native_address(address))
-
-            def connect(self, address: "Any") -> None:
-                super().connect(_native_address(address))
 
             def sendto(self, data: "Any", address: "Any") -> "int":
                 return super().sendto(data, _native_address(address))  # type: ignore[no-any-return]

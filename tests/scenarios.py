@@ -1032,6 +1032,11 @@ def threading_udp_echo():
 
 @scenario
 def unbuffered_wfile_sends_everything():
+    """A 300 kB wfile.write() arrives whole.  The board profiles' lwIP runs
+    its loopback inside the process, whose buffers a write this large can
+    run out of (ENOMEM from send(), reported to handle_error(), the reply
+    cut short): such a run is tried again, up to three times in all, and
+    any other shortfall fails."""
     if _thread is None:
         raise Skip("no _thread: a large reply needs a reader at once")
     size = 300000
@@ -1041,16 +1046,22 @@ def unbuffered_wfile_sends_everything():
             self.rfile.readline()
             self.wfile.write(b"x" * size)
 
-    server = make_server(socketse.ThreadingTCPServer, Large)
-    client = client_for(server)
-    try:
-        client.send(b"go\n")
-        server.handle_request()
-        reply = read_all(client)
-        check(len(reply) == size, len(reply))
-    finally:
-        client.close()  # first: a handler still writing to it would hold server_close()
-        close_server(server)
+    for attempt in range(3):
+        errors = Errors()
+        server = make_server(socketse.ThreadingTCPServer, Large, handle_error=errors.record)
+        client = client_for(server)
+        try:
+            client.send(b"go\n")
+            server.handle_request()
+            reply = read_all(client)
+        finally:
+            client.close()  # first: a handler still writing to it would hold server_close()
+            close_server(server)
+        out_of_buffers = [message for message in errors.messages if "ENOMEM" in message
+                          or "Errno 12" in message]
+        if len(reply) == size or not out_of_buffers:
+            break
+    check(len(reply) == size, (len(reply), errors.messages))
 
 
 def threading_serves_every_request_with_the_threads_it_gets(reuse):
@@ -1395,13 +1406,23 @@ class Utf8Upper(socketse.StreamRequestHandler):
         self.wfile.write(text.upper().encode("utf-8"))
 
 
+class PatientLineEcho(LineEcho):
+    timeout = 1.0
+
+
 @scenario
 def fault_client_resets_mid_request():
     """A client that resets its connection in the middle of its request
-    costs that request a connection error (an OSError) at most."""
+    costs that request a connection error (an OSError) at most.  On the Pico
+    W a connection reset before accept() leaves lwIP's queue unseen: there
+    handle_request() gives up after its timeout.  CircuitPython on ESP32
+    reads a reset connection as "nothing yet" for ever (after one ECONNRESET
+    it answers EAGAIN, and a blocking recv_into() waits on): there the
+    handler needs a timeout, and the error is that timeout."""
     need_linger()
 
     def run(server, errors):
+        server.timeout = 2.0
         for round in range(5):
             client = client_for(server)
             client.send(b"half a requ")  # no end of line
@@ -1411,7 +1432,8 @@ def fault_client_resets_mid_request():
             check(len(errors) <= round + 1, errors.types)  # one request, one error at most
         check(all(issubclass(error, OSError) for error in errors.types), errors.types)
 
-    against_each_server(LineEcho, run, BYSTANDER.upper())
+    against_each_server(PatientLineEcho if board() == "circuitpython_espressif" else LineEcho,
+                        run, BYSTANDER.upper())
 
 
 @scenario
@@ -1420,6 +1442,10 @@ def fault_client_resets_while_the_server_writes():
     large reply costs that request one connection error (an OSError),
     whether wfile buffers or not."""
     need_linger()
+    if _thread is None and board() == "circuitpython_raspberrypi":
+        raise Skip("a connection reset before accept() never reaches a Pico W's server "
+                   "(lwIP drops it from the queue), and without a thread the client "
+                   "resets before the server takes it: nothing to write to")
     for wbufsize in (0, 65536):
         class Large(socketse.StreamRequestHandler):
             def handle(self):
