@@ -656,8 +656,13 @@ class TCPServer(BaseServer):
     server_bind() and server_activate()); fileno(), the socket's; and the
     class attributes address_family, socket_type, request_queue_size (the
     listen backlog), allow_reuse_address and allow_reuse_port, which a
-    subclass or an instance may change before binding.  server_address is
-    the address actually bound, where the socket can tell it.
+    subclass or an instance may change before binding; and socketse's
+    own socket_pool, what the socket is made with (its socket(family,
+    type)): the socket module where there is one, on CircuitPython
+    socketpool.SocketPool(wifi.radio).  A CircuitPython program whose pool
+    is another (WIZnet5k, ESP32SPI) sets socket_pool to it, and
+    address_family and socket_type to its numbers.  server_address is the
+    address actually bound, where the socket can tell it.
     """
 
     socket_pool = _default_pool
