@@ -552,9 +552,7 @@ class BaseServer:
             timeout = 0  # look once, as the stdlib does, never wait for ever
         wait = _readiness_waiter(self)
         if wait is not None:
-            if wait(timeout):
-                self._handle_request_noblock()
-            else:
+            if not wait(timeout) or self._handle_request_noblock():
                 self.handle_timeout()
             return
         self.socket.settimeout(timeout)
@@ -567,19 +565,24 @@ class BaseServer:
             self.socket.settimeout(socket_timeout)
         self._process_verified(*request)
 
-    def _handle_request_noblock(self) -> None:
-        """Take the request that is waiting and handle it."""
+    def _handle_request_noblock(self) -> "bool":
+        """Take the request that is waiting and handle it.  Tell whether
+        accept() timed out instead: a board's listener may poll readable
+        with nothing to accept (see _readiness_waiter)."""
         try:
             request = self.get_request()
         except (OSError, MemoryError, RuntimeError) as error:  # costs this request, not the loop
-            if isinstance(error, RuntimeError) or error.args and error.args[0] in (23, 24):
+            code = error.args[0] if error.args else None
+            if isinstance(error, RuntimeError) or code in (23, 24):
                 # ENFILE or EMFILE (by number: MicroPython's errno lacks
                 # them), or CircuitPython's "Out of sockets": pause rather
                 # than spin until a socket is free.
                 import time
                 time.sleep(0.1)
-            return
+            from errno import EAGAIN, ETIMEDOUT
+            return code in (EAGAIN, ETIMEDOUT)
         self._process_verified(*request)
+        return False
 
     def _process_verified(self, request: "Any", client_address: "Any") -> None:
         """verify_request(), then process_request(), which owns the request
