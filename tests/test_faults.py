@@ -27,7 +27,7 @@ import pytest
 
 import socketse
 from conftest import REPO_ROOT, TIMEOUT, read_line, wait_for
-from example_programs import micropython_or_skip
+from example_programs import compiled_socketse, micropython_or_skip
 
 
 class Reverse(socketse.StreamRequestHandler):
@@ -466,8 +466,9 @@ def test_out_of_memory_under_load_neither_kills_nor_hangs_a_micropython_server(t
     interpreter = micropython_or_skip()
     script = tmp_path / "out_of_memory_server.py"
     script.write_text(OUT_OF_MEMORY_SERVER)
+    compiled = compiled_socketse(tmp_path)
     environment = dict(os.environ,
-                       MICROPYPATH=REPO_ROOT + ":" + os.path.join(REPO_ROOT, "tests"))
+                       MICROPYPATH=compiled + ":" + os.path.join(REPO_ROOT, "tests"))
     # stderr to a file: handle_error() prints hundreds of tracebacks, more
     # than a pipe holds while nobody reads it.
     stderr = open(tmp_path / "stderr", "w+b")
