@@ -7,9 +7,10 @@ PORT ?= 8765
 
 .PHONY: example test boards typecheck footprint bench clean
 
-$(VENV)/installed: requirements-dev.txt
+$(VENV)/installed: requirements-dev.txt requirements-circuitpython.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --no-deps -r requirements-circuitpython.txt
 	touch $@
 
 example:
@@ -60,7 +61,8 @@ footprint: $(VENV)/installed boards
 # socketse against the stdlib's socketserver and a bare socket loop (bench/run.py, ~6 min):
 # prints a table and writes bench/results.md and bench/results.svg.  BENCH_ARGS=--quick for
 # a short run that writes nothing.  wrk drives the HTTP case where installed (apt-get install wrk).
-# The board profiles' shutdown() cases run on the builds of `make boards`.
+# The board profiles' shutdown() cases run on the builds of `make boards`, and
+# so does the section setting socketse next to adafruit_httpserver on CircuitPython.
 bench: $(VENV)/installed boards
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 

@@ -28,6 +28,12 @@ show where socketse's time goes: their variants go from the bare loop to
 serve_forever() one layer at a time, and the server CPU per request of each
 row, less the row above, is what that layer costs.
 
+The circuitpython_http section (bench/circuitpython_http.py) sets socketse
+next to adafruit_httpserver on the CircuitPython board profiles: requests
+a second for the same page, and what each does with a client that stalls.
+It runs on the .venv/bin/circuitpython that `make boards` builds, and says
+n/a where that or the package is missing.
+
 A full run writes bench/results.md and bench/results.svg (or into --output
 DIR); --quick and --smoke only print, unless --output is given.  --smoke is
 a tiny run of every case that checks the code, not the speed.
@@ -54,6 +60,7 @@ ROOT = os.path.dirname(BENCH)
 SERVERS = os.path.join(BENCH, "servers.py")
 sys.path.insert(0, BENCH)
 
+import circuitpython_http  # noqa: E402  (bench/circuitpython_http.py)
 import clients  # noqa: E402  (bench/clients.py)
 import report  # noqa: E402  (bench/report.py)
 
@@ -515,7 +522,8 @@ def parse_arguments(argv):
                       help="a tiny run of every case: checks the code, not the speed")
     parser.add_argument("--rounds", type=int, help="rounds of load per variant")
     parser.add_argument("--duration", type=float, help="seconds of load per variant and round")
-    parser.add_argument("--cases", help="comma-separated, of: " + ", ".join(CASE_NAMES))
+    parser.add_argument("--cases", help="comma-separated, of: " + ", ".join(
+        CASE_NAMES + [circuitpython_http.NAME]))
     parser.add_argument("--interpreter", default=sys.executable,
                         help="the interpreter that runs the servers (default: this one)")
     parser.add_argument("--micropython", help="the micropython binary for the mp_ cases")
@@ -532,7 +540,7 @@ def parse_arguments(argv):
     output.add_argument("--no-write", action="store_true", help="print only")
     arguments = parser.parse_args(argv)
     if arguments.cases:
-        unknown = set(arguments.cases.split(",")) - set(CASE_NAMES)
+        unknown = set(arguments.cases.split(",")) - set(CASE_NAMES) - {circuitpython_http.NAME}
         if unknown:
             parser.error("unknown case(s): %s (known: %s)" % (", ".join(sorted(unknown)),
                                                                ", ".join(CASE_NAMES)))
@@ -571,7 +579,8 @@ def main(argv=None):
         "client": client,
         "http_client": http_client,
     }
-    selected = arguments.cases.split(",") if arguments.cases else CASE_NAMES
+    selected = arguments.cases.split(",") if arguments.cases else CASE_NAMES + [
+        circuitpython_http.NAME]
     cases = [case for case in CASES if case.name in selected]
 
     def log(message):
@@ -605,9 +614,15 @@ def main(argv=None):
     for case in cases:
         log("%s: %s" % (case.name, case.title))
         measured.append((case, measure(case, settings, log)))
+    section = None
+    if circuitpython_http.NAME in selected:
+        log("%s: socketse and adafruit_httpserver on CircuitPython" % circuitpython_http.NAME)
+        section = circuitpython_http.measure(mode, log=log)
     stamp["elapsed"] = time.monotonic() - started
 
     markdown = report.markdown(measured, stamp)
+    if section is not None:  # a table of its own: its columns are not the cases'
+        markdown += "\n" + circuitpython_http.markdown(section)
     print(markdown)
     directory = arguments.output
     if directory is None and mode == "full" and not arguments.no_write:

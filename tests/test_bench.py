@@ -121,3 +121,45 @@ def test_bad_arguments_are_refused(arguments):
     completed = subprocess.run([sys.executable, RUN] + arguments, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert completed.returncode == 2
+
+
+def test_circuitpython_http_section(tmp_path):
+    """socketse next to adafruit_httpserver on the CircuitPython profiles
+    (bench/circuitpython_http.py): every server reports requests a second
+    on both flavours, and the first flavour has a row per server and stall;
+    socketse's handler ends each stalling client within its timeouts, the
+    normal client gets the page, and socketse serves on afterwards."""
+    from conftest import skip_or_fail_on_ci
+    import circuitpython_http as section  # bench/circuitpython_http.py
+
+    why = section.missing(section.find_circuitpython(), section.find_httpserver())
+    if why:
+        skip_or_fail_on_ci(why)
+    output = smoke(tmp_path, "--cases", section.NAME)
+    assert "## socketse and adafruit_httpserver on CircuitPython" in output, output
+    text = output.split("## socketse and adafruit_httpserver on CircuitPython", 1)[1]
+    throughput, stalls, flavour, kind = {}, {}, None, None
+    for line in text.splitlines():
+        if not line.startswith("| ") or line.startswith("| flavour "):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if len(cells) == 9:  # flavour, server, idle CPU, then 3 cells per client count
+            flavour = cells[0].split(" ")[0] or flavour
+            throughput[(flavour, cells[1])] = cells
+        elif len(cells) == 7:  # flavour, stall, server, then what happened
+            flavour, kind = cells[0] or flavour, cells[1] or kind
+            stalls[(flavour, kind, cells[2])] = cells
+    for name, _, _ in section.FLAVOURS:
+        for variant in section.VARIANTS:
+            cells = throughput.get((name, variant))
+            assert cells, "no %s row for %s in:\n%s" % (variant, name, text)
+            for rate in (cells[3], cells[6]):
+                assert float(rate.split()[0]) > 0, (name, variant, cells)
+    first = section.FLAVOURS[0][0]
+    for stall in section.STALLS:
+        for variant in section.VARIANTS:
+            assert (first, stall, variant) in stalls, (stall, variant, text)
+        waited, seen, again = [stalls[(first, stall, "socketse")][i] for i in (3, 4, 6)]
+        assert waited.endswith(" s") and not waited.startswith(("gave up", "failed")), waited
+        assert "closed after" in seen, seen
+        assert again.startswith("yes"), again
