@@ -45,7 +45,20 @@ $(FROZEN_BUILD): manifest.py socketse.py | $(VENV)/installed
 		echo "frozen board profile not built: needs ../shared/boards (BOARDS=...), cc and xz"; \
 	fi
 
-boards: $(BOARD_BUILDS) $(FROZEN_BUILD)
+# CircuitPython's own unix port shaped like a board's interpreter (no socket,
+# no _thread, no sys.exc_info; the host's sockets as _hostsocket), for the
+# CircuitPython profiles of tests/test_portable.py, whose socketpool and wifi
+# tests/boards/circuitpython_*.py re-create.  About 15 s.
+CIRCUITPYTHON_BUILD := $(VENV)/bin/circuitpython
+
+$(CIRCUITPYTHON_BUILD): | $(VENV)/installed
+	@if [ -x "$(BOARDS)/circuitpython/build-circuitpython.sh" ] && command -v cc >/dev/null && command -v xz >/dev/null; then \
+		$(BOARDS)/circuitpython/build-circuitpython.sh $@; \
+	else \
+		echo "CircuitPython profiles not built: needs ../shared/boards/circuitpython (BOARDS=...), cc and xz"; \
+	fi
+
+boards: $(BOARD_BUILDS) $(FROZEN_BUILD) $(CIRCUITPYTHON_BUILD)
 
 test: $(VENV)/installed boards
 	$(VENV)/bin/python -m pytest

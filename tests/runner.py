@@ -10,6 +10,16 @@ import os
 import sys
 import time
 
+# The clients' sockets: the interpreter's own socket module, taken before
+# --board installs a board's.  CircuitPython has none; its unix port keeps the
+# host's sockets as _hostsocket, which the clients use under their own name
+# here, never as sys.modules["socket"]: socketse must find no socket module
+# there, and take its pool.
+try:
+    import socket as client_socket
+except ImportError:
+    import _hostsocket as client_socket
+
 
 class Skip(Exception):
     pass
@@ -52,6 +62,26 @@ def on_a_random_port(make):
                 raise
 
 
+def client_address(address):
+    """An address, (host, port) or a Unix path, as the clients' sockets take
+    it: raw sockaddr bytes where the module has sockaddr() (MicroPython's
+    unix port, and CircuitPython's _hostsocket), else as it is."""
+    if not hasattr(client_socket, "sockaddr") or not isinstance(address, (tuple, str)):
+        return address
+    if isinstance(address, str):
+        import struct
+        return struct.pack("H", client_socket.AF_UNIX) + address.encode()
+    return client_socket.getaddrinfo(address[0] or "0.0.0.0", address[1])[0][-1]
+
+
+_board = []
+
+
+def board():
+    """The NAME of --board NAME, or None."""
+    return _board[0] if _board else None
+
+
 def hide_modules(names):
     """Make ``import name`` fail for each name, as on a build without it."""
     class Refuse:
@@ -74,6 +104,7 @@ def take_options():
         else:
             sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/boards")
             __import__(sys.argv[2])
+            _board.append(sys.argv[2])
         del sys.argv[1:3]
 
 
@@ -180,7 +211,10 @@ def run(cases):
                 sys.print_exception(error)
             else:
                 import traceback
-                traceback.print_exc()
+                if hasattr(traceback, "print_exc"):
+                    traceback.print_exc()
+                else:  # CircuitPython's traceback: print_exception alone
+                    traceback.print_exception(error)
         else:
             counts["passed"] += 1
             print("ok  ", name)

@@ -216,8 +216,28 @@ def host_socket(family, kind):
     return sock
 
 
+# RUN_BACKGROUND_TASKS: what a board does while a socket call waits (the web
+# workflow, Wi-Fi).  Here also what a test puts in this list: its clients in
+# the same thread, which so read and hang up while the server waits, as the
+# lwIP builds' callbacks let them.
+background_tasks = []
+
+
+def run_background():
+    for task in list(background_tasks):
+        task()
+
+
+def sleep_ms(ms):
+    run_background()
+    _htime.sleep_ms(ms)
+
+
 def host_events(sock, events, ms=0):
-    """The host's poll() events of one host socket, waiting up to ms."""
+    """The host's poll() events of one host socket, waiting up to ms (a
+    wait runs the background tasks first)."""
+    if ms:
+        run_background()
     poller = _hselect.poll()
     poller.register(sock, events)
     got = poller.poll(ms)
@@ -490,6 +510,7 @@ def _nap(entries, ms):
     # underneath, so that an arrival ends the nap at once; 5 ms at most, so
     # that what this re-creation keeps itself (send windows) is seen.
     ms = min(ms, 5)
+    run_background()
     poller, any_host = _hselect.poll(), False
     for entry in entries:
         host_sock = getattr(entry[0], '_h', None)

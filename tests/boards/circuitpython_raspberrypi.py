@@ -22,7 +22,6 @@ from circuitpython_common import (
     EISCONN, ENOMEM, ENOTCONN, EOPNOTSUPP, ETIMEDOUT, FOREVER)
 import _hostsocket as _hs
 import select as _hselect
-import time as _htime
 
 # Socket.h: the socket's state, or a negative lwIP error once one came.
 NEW, LISTENING, CONNECTING, CONNECTED, PEER_CLOSED, ACTIVE_UDP = 0, 1, 2, 3, 4, 5
@@ -166,7 +165,7 @@ class PicoSocket(cp.Socket):
                     if retries == 0:
                         raise OSError(ETIMEDOUT)
                     retries -= 1
-                    _htime.sleep_ms(100)
+                    cp.sleep_ms(100)
                     self._take_arrivals()
             else:
                 start = cp.ticks()
@@ -227,7 +226,7 @@ class PicoSocket(cp.Socket):
             # timeout // 100 waits of 100 ms; still connecting: EINPROGRESS
             # (at once for a non-blocking socket), the connect going on
             for _ in range(self._timeout // 100):
-                _htime.sleep_ms(100)
+                cp.sleep_ms(100)
                 self._sync()
                 if self._state != CONNECTING:
                     break
@@ -312,7 +311,7 @@ class PicoSocket(cp.Socket):
                 if cp.since(start) > cp.FOREVER_HERE_MS:
                     raise cp.waited_for_ever('receiving a datagram without a timeout')
                 if self._h is None:      # closed: the pcb's callback is gone
-                    _htime.sleep_ms(1)
+                    cp.sleep_ms(1)
                 else:
                     cp.host_events(self._h, _H_IN, 1)
                 self._take_datagrams()
