@@ -329,7 +329,7 @@ class _SocketFile(_BinaryFile):
 
     def __init__(self, sock: "Any", timeout: "Optional[float]",
                  request_timeout: "Optional[float]") -> None:
-        self._sock, self.timeout, self._unread = sock, timeout, b""
+        self._sock, self.timeout, self._unread, self._ended = sock, timeout, b"", False
         self._deadline = None if request_timeout is None else \
             _ms_until() + int(request_timeout * 1000)
 
@@ -395,9 +395,13 @@ class _SocketFile(_BinaryFile):
             self._unread = chunk[end:]
             if self._unread or count == size or line and chunk[end - 1:end] == b"\n":
                 return b"".join(pieces)
-            self._bound(self._deadline)
-            chunk = _recv(self._sock, 512)
-            if not chunk:
+            # Once the stream has ended it is not read again: CircuitPython
+            # on ESP32 would wait for ever for more, where others say b"".
+            if not self._ended:
+                self._bound(self._deadline)
+                chunk = _recv(self._sock, 512)
+                self._ended = not chunk
+            if self._ended:
                 return b"".join(pieces)
 
 
