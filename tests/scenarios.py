@@ -342,6 +342,30 @@ def the_documentation_handlers_work_as_written():
 
 
 @scenario
+def reading_past_the_end_of_the_stream_returns_nothing_at_once():
+    """After the client's end of stream, every further read of rfile gives
+    b"" at once, as on CPython (CircuitPython on ESP32 would wait for ever
+    if asked again)."""
+    reads = []
+
+    class ReadsTwice(socketse.StreamRequestHandler):
+        def handle(self):
+            reads.extend([self.rfile.read(), self.rfile.read(), self.rfile.readline()])
+
+    server = make_server(socketse.TCPServer, ReadsTwice)
+    try:
+        client = client_for(server)
+        client.send(b"abc")
+        client.close()
+        started = time.time()
+        server.handle_request()
+        check(reads == [b"abc", b"", b""], reads)
+        check(time.time() - started < 5, "the reads waited")
+    finally:
+        close_server(server)
+
+
+@scenario
 def udp_datagram_longer_than_max_packet_size_is_cut():
     server, reply = one_exchange(socketse.UDPServer, DatagramEcho, b"abcdefgh", max_packet_size=4)
     check(reply == b"ABCD", reply)
@@ -418,6 +442,21 @@ def ipv6_literal_without_choosing_a_family():
         client.send(b"six\n")
         server.handle_request()
         check(client.recv(1024) == b"SIX\n", "no reply")
+        client.close()
+    finally:
+        close_server(server)
+    # A datagram's reply goes to client_address, an IPv6 peer: four items
+    # from CircuitPython's pool on ESP32, whose sendto() takes two.
+    server = make_server(socketse.UDPServer, DatagramEcho, host="::1")
+    try:
+        client = client_for(server)
+        try:
+            client.send(b"six\n")
+        except OSError:  # the lwIP builds' clients send no IPv6 datagram
+            client.close()
+            return
+        server.handle_request()
+        check(client.recv(1024) == b"SIX\n", "no reply to a datagram")
         client.close()
     finally:
         close_server(server)
@@ -1072,6 +1111,26 @@ def unbuffered_wfile_sends_everything():
         if len(reply) == size or not out_of_buffers:
             break
     check(len(reply) == size, (len(reply), errors.messages))
+
+
+@scenario
+def a_reply_larger_than_a_boards_send_buffer_arrives_whole():
+    """A 12,000-byte wfile.write() with no thread to read it meanwhile: more
+    than a board's TCP send buffer (11,680 bytes on CircuitPython's Pico W,
+    which waits for room; 5,760 on its ESP32, whose send() says EAGAIN at
+    once when full), less than the buffers of the in-process lwIP builds
+    (12,800), which then hold it all until the client reads."""
+    class Large(socketse.StreamRequestHandler):
+        def handle(self):
+            self.rfile.readline()
+            self.wfile.write(b"x" * 12000)
+
+    server = make_server(socketse.TCPServer, Large)
+    try:
+        reply = exchange(server, b"go\n")
+        check(reply == b"x" * 12000, len(reply))
+    finally:
+        close_server(server)
 
 
 def threading_serves_every_request_with_the_threads_it_gets(reuse):

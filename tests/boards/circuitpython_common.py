@@ -96,6 +96,9 @@ def since(start):
 
 
 _BOOT = ticks()
+# The board has been up a week: servers run for weeks, and by then a board's
+# float time.monotonic() counts quarter seconds (see monotonic()).
+UPTIME_MS = 7 * 24 * 3600 * 1000
 FOREVER = 0xFFFFFFFF          # (mp_uint_t)-1, the binding's "no timeout"
 # A wait that a board would keep up for ever gives up here after this long,
 # with AssertionError, so that a test fails instead of hanging.
@@ -120,11 +123,16 @@ def timeout_ms(value):
     return 0 if ms < 1 else FOREVER if ms >= FOREVER else int(ms)
 
 
+def uptime_ms():
+    return UPTIME_MS + since(_BOOT)
+
+
 def monotonic():
-    # time_monotonic: milliseconds since boot over 1000, as a board float, so
-    # exact to the millisecond for about an hour after boot only.  Added: the
-    # unix port's time module has no monotonic(), which every board has.
-    return board_float(since(_BOOT) / 1000)
+    # time_monotonic: milliseconds since boot over 1000, as a board float (22
+    # bits of precision): exact to the millisecond for about an hour after
+    # boot, a quarter second after a week.  Added: the unix port's time
+    # module has no monotonic(), which every board has.
+    return board_float(uptime_ms() / 1000)
 
 
 def _sleep(seconds):
@@ -140,7 +148,7 @@ def _sleep(seconds):
 # the host's, giving tuples where a board gives struct_time.
 time = _Module('time', monotonic=monotonic, sleep=_sleep,
                time=lambda: int(_htime.time()),
-               monotonic_ns=lambda: since(_BOOT) * 1000000,
+               monotonic_ns=lambda: uptime_ms() * 1000000,
                localtime=_htime.localtime, mktime=_htime.mktime)
 
 
