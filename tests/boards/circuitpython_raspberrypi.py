@@ -270,7 +270,7 @@ class PicoSocket(cp.Socket):
             while self._state == CONNECTED and not self._has_input():
                 if self._timeout != FOREVER and cp.since(start) > self._timeout:
                     raise OSError(ETIMEDOUT)
-                if cp.since(start) > cp.FOREVER_HERE_MS:
+                if self._timeout == FOREVER and cp.since(start) > cp.FOREVER_HERE_MS:
                     raise cp.waited_for_ever('recv_into() without a timeout')
                 cp.host_events(self._h, _H_IN | cp.POLLRDHUP, 1)
                 self._sync()
@@ -308,7 +308,7 @@ class PicoSocket(cp.Socket):
             while self._slot is None:
                 if self._timeout != FOREVER and cp.since(start) > self._timeout:
                     raise OSError(ETIMEDOUT)
-                if cp.since(start) > cp.FOREVER_HERE_MS:
+                if self._timeout == FOREVER and cp.since(start) > cp.FOREVER_HERE_MS:
                     raise cp.waited_for_ever('receiving a datagram without a timeout')
                 if self._h is None:      # closed: the pcb's callback is gone
                     cp.sleep_ms(1)
@@ -361,7 +361,7 @@ class PicoSocket(cp.Socket):
                     return sent
             if self._timeout != FOREVER and cp.since(start) > self._timeout:
                 raise OSError(ETIMEDOUT)
-            if cp.since(start) > cp.FOREVER_HERE_MS:
+            if self._timeout == FOREVER and cp.since(start) > cp.FOREVER_HERE_MS:
                 raise cp.waited_for_ever('send() without a timeout')
             cp.host_events(self._h, _H_OUT, 1)
 
