@@ -289,12 +289,15 @@ def _ms_until(deadline: "Optional[int]" = None) -> "int":
     deadline, the clock itself, which a deadline is counted on.  The clock
     is MicroPython's ticks_ms() where it exists (a board's time.time()
     counts whole seconds), whose wrap-around ticks_diff() allows for, and
-    monotonic() elsewhere."""
+    a monotonic one elsewhere."""
     import time
     if hasattr(time, "ticks_ms"):
         now = time.ticks_ms()
         return now if deadline is None else time.ticks_diff(deadline, now)  # type: ignore[attr-defined,no-any-return]
-    now = int(time.monotonic() * 1000)
+    # monotonic_ns() where it exists: CircuitPython's float monotonic()
+    # counts quarter seconds a week after boot, whole seconds after a month.
+    clock = getattr(time, "monotonic_ns", None)
+    now = clock() // 1000000 if clock else int(time.monotonic() * 1000)
     return now if deadline is None else deadline - now
 
 
@@ -769,10 +772,10 @@ class UDPServer(TCPServer):
         sock = self.socket
         if hasattr(sock, "recvfrom"):
             data, address = sock.recvfrom(self.max_packet_size)
-        else:  # CircuitPython
-            data = bytearray(self.max_packet_size)
+        else:  # CircuitPython, whose ESP32 sendto() takes back two items of
+            data = bytearray(self.max_packet_size)  # the four of an IPv6 peer
             size, address = sock.recvfrom_into(data)
-            data = bytes(memoryview(data)[:size])
+            data, address = bytes(memoryview(data)[:size]), address[:2]
         return (data, sock), _readable_address(self.address_family, address)
 
     # No listen(), and nothing to end or close per datagram: the socket is
