@@ -15,7 +15,6 @@ On a board (ESP32, Pico W, ESP8266, stm32), pass --host 0.0.0.0: board
 firmware has no loopback interface.
 """
 
-import socket
 import sys
 import time
 
@@ -23,8 +22,10 @@ import socketse
 
 
 def now():
-    # gmtime rather than strftime, which MicroPython lacks
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ\n" % time.gmtime(time.time())[:6]
+    # gmtime rather than strftime, which MicroPython lacks; CircuitPython has
+    # only localtime, and a board's clock keeps no time zone
+    utc = getattr(time, "gmtime", None) or time.localtime
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ\n" % utc(time.time())[:6]
 
 
 class TimeHandler(socketse.DatagramRequestHandler):
@@ -46,6 +47,7 @@ def exchange(host, port, data, seconds):
     the server may not be up yet: send again, every half second.  A fresh
     socket for each exchange, so a late reply to an earlier one is never
     taken for this one's."""
+    import socket  # here: a CircuitPython board serves with no socket module
     family, _, _, _, address = socket.getaddrinfo(host, port)[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.settimeout(0.5)
