@@ -431,6 +431,9 @@ def write_readme_table(readme, lines=None):
         text = source.read()
     head, section = text.split("\n## Footprint\n", 1)
     section, tail = section.split("\n## ", 1)
+    # The measured tables come before the section's first subsection.
+    section, _, subsections = section.partition("\n### ")
+    tail = ("### " + subsections + "\n## " if subsections else "") + tail
     measured = tables(lines or table())
     lines = section.split("\n")
     last = len(tables(lines)) - 1
@@ -445,7 +448,8 @@ def write_readme_table(readme, lines=None):
             for rest in measured[seen + 1:] if seen == last else []:
                 out.extend([""] + rest)
     with open(readme, "w") as target:
-        target.write(head + "\n## Footprint\n" + "\n".join(out) + "\n## " + tail)
+        target.write(head + "\n## Footprint\n" + "\n".join(out) +
+                     ("\n" if subsections else "\n## ") + tail)
 
 
 def refresh_frozen_build():
