@@ -15,7 +15,7 @@ both sides of each ratio alike.
 import math
 from xml.sax.saxutils import escape
 
-REFERENCES = ("stdlib", "bare")
+REFERENCES = ("stdlib", "bare", "asyncio")
 TIME_KINDS = ("shutdown", "import")
 
 
@@ -137,9 +137,9 @@ def stamp_line(stamp):
 
 def markdown(measured, stamp):
     lines = ["# socketse benchmark", "", stamp_line(stamp), "",
-             "| case | variant | median | × stdlib | × bare "
-             "| server CPU per request | × stdlib | × bare | target (socketse) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| case | variant | median | × stdlib | × bare | × asyncio "
+             "| server CPU per request | × stdlib | × bare | × asyncio | target (socketse) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     imports = []
     for case, results in measured:
         first = True
@@ -166,7 +166,7 @@ def markdown(measured, stamp):
                                                                         reference)
                     cells.append("" if value is None else _ratio_text(value))
             else:
-                cells += ["", "", ""]
+                cells += [""] * (1 + len(REFERENCES))
             if variant == "socketse":
                 cells.append(", ".join("%s %s" % (text, _mark(met))
                                        for text, met in target_checks(case, results)))
@@ -191,7 +191,10 @@ def markdown(measured, stamp):
               "machine the clients and the kernel's TCP work take much of the CPU, which "
               "narrows the throughput ratios: the CPU ratios show the server's own cost. "
               "shutdown(): each start serves one request from a client in the server's own "
-              "process, pauses 5 to 50 ms, then times shutdown() until the loop has ended.",
+              "process, pauses 5 to 50 ms, then times shutdown() until the loop has ended. "
+              "asyncio: asyncio.start_server() with its defaults and a coroutine per "
+              "connection doing the same echo (read, write, drain, close), on the same "
+              "interpreter as the row's case; a sync and a threading case each run it.",
               ]
     if imports:
         lines += ["", "Modules the import adds beyond `import socket`'s: " + "; ".join(imports)
@@ -206,7 +209,8 @@ def markdown(measured, stamp):
 # SVG
 # ---------------------------------------------------------------------------
 
-COLOURS = {"stdlib": "#4e79a7", "bare": "#f28e2b"}
+COLOURS = {"stdlib": "#4e79a7", "bare": "#f28e2b", "asyncio": "#59a14f"}
+BAR_NAMES = {"stdlib": "÷ stdlib", "bare": "÷ bare loop", "asyncio": "÷ asyncio"}
 
 
 def _text(x, y, text, size=12, anchor="start", weight="normal", fill="#222"):
@@ -228,8 +232,9 @@ def _wrap(text, width):
 
 
 def svg(measured, stamp):
-    """A horizontal bar per ratio: socketse over the stdlib and over the bare
-    loop for each case, a dashed line at 1.0 and a red mark at each target."""
+    """A horizontal bar per ratio: socketse over the stdlib, over the bare
+    loop and over asyncio for each case that has them, a dashed line at 1.0
+    and a red mark at each target."""
     groups = []  # (label, [(reference, value, target)])
     for case, results in measured:
         if "socketse" not in case.variants or case.steps:
@@ -245,7 +250,7 @@ def svg(measured, stamp):
     scale = (right - left) / top
     bar_height, bar_gap, group_gap = 14, 6, 14
     stamp_lines = _wrap(stamp_line(stamp), 125)
-    head = [_text(20, 26, "socketse ÷ stdlib socketserver and socketse ÷ bare socket loop "
+    head = [_text(20, 26, "socketse ÷ stdlib socketserver, ÷ bare socket loop, ÷ asyncio "
                   "(higher is better; 1.0: as fast)", 15, weight="bold")]
     for number, line in enumerate(stamp_lines):
         head.append(_text(20, 46 + 15 * number, line, 11, fill="#444"))
@@ -255,7 +260,7 @@ def svg(measured, stamp):
     for label, bars in groups:
         body.append(_text(20, y + bar_height - 2, label, 12, weight="bold"))
         for reference, value, target in bars:
-            name = "÷ stdlib" if reference == "stdlib" else "÷ bare loop"
+            name = BAR_NAMES[reference]
             body.append(_text(left - 8, y + bar_height - 3, name, 11, "end", fill="#555"))
             end = left
             if value is None:
@@ -304,12 +309,15 @@ def svg(measured, stamp):
         '<rect x="20" y="%d" width="12" height="12" fill="%s"/>' % (legend_y - 10,
                                                                   COLOURS["stdlib"]),
         _text(36, legend_y, "socketse ÷ the stdlib's socketserver", 11),
-        '<rect x="260" y="%d" width="12" height="12" fill="%s"/>' % (legend_y - 10,
+        '<rect x="250" y="%d" width="12" height="12" fill="%s"/>' % (legend_y - 10,
                                                                    COLOURS["bare"]),
-        _text(276, legend_y, "socketse ÷ a bare socket loop written by hand", 11),
-        '<line x1="560" y1="%d" x2="560" y2="%d" stroke="#c00" stroke-width="2"/>' % (
+        _text(266, legend_y, "socketse ÷ a bare socket loop by hand", 11),
+        '<rect x="480" y="%d" width="12" height="12" fill="%s"/>' % (legend_y - 10,
+                                                                   COLOURS["asyncio"]),
+        _text(496, legend_y, "socketse ÷ asyncio.start_server", 11),
+        '<line x1="700" y1="%d" x2="700" y2="%d" stroke="#c00" stroke-width="2"/>' % (
             legend_y - 11, legend_y + 3),
-        _text(566, legend_y, "target (issue 5)", 11),
+        _text(706, legend_y, "target", 11),
     ]
     notes = ("Throughput: requests per second, median over the rounds of the ratio within a "
              "round. shutdown(): p99 latency, the other's over socketse's. Import: time, "

@@ -7,7 +7,9 @@
 (``make bench`` runs it in full.)  Each case runs the same work on three
 variants: socketse, the standard library's socketserver (where the
 interpreter has it) and a bare socket loop written tightly by hand, the
-physical limit on that interpreter.  The servers run in subprocesses on the
+physical limit on that interpreter; the TCP echo cases add a fourth,
+asyncio.start_server, the peer a user might pick instead, on CPython and
+on MicroPython.  The servers run in subprocesses on the
 interpreter under test (bench/servers.py); the clients are other processes,
 forked from the CPython running this script (bench/clients.py), doing a
 connection per request for a fixed time.  The variants of a case all serve
@@ -18,11 +20,12 @@ between variants as the median of the ratios within each round.
 Cases: tcp_sync, tcp_threading, tcp_forking, udp, line, line_threading, http
 (wrk drives it where installed, the Python client otherwise), shutdown
 (latency of shutdown(), p50 and p99), import (time and modules added), and
-on MicroPython mp_tcp_sync, mp_udp and mp_shutdown (socketse against the
-bare loop).  board_shutdown_lwip, _esp32 and _rp2 measure
-shutdown() on the board profiles: the unix MicroPython built with the
-boards' lwIP socket layer (`make boards`), plain, as esp32 and as rp2; its loopback
-is inside the process, so the client of each start is too.
+on MicroPython mp_tcp_sync, mp_tcp_threading, mp_udp and mp_shutdown
+(socketse against the bare loop, and the TCP ones against asyncio).
+board_shutdown_lwip, _esp32 and _rp2 measure shutdown() on the board
+profiles: the unix MicroPython built with the boards' lwIP socket layer
+(`make boards`), plain, as esp32 and as rp2; its loopback is inside the
+process, so the client of each start is too.
 The steps_ cases (steps_tcp_sync, steps_udp, and mp_ ones on MicroPython)
 show where socketse's time goes: their variants go from the bare loop to
 serve_forever() one layer at a time, and the server CPU per request of each
@@ -88,11 +91,16 @@ class Case:
         self.steps = steps  # variants: the layers of socketse, added one by one
 
 
+# Issue 20: socketse's TCPServer and ThreadingTCPServer each at least as fast
+# as asyncio.start_server, on CPython and MicroPython (bench/servers.py:
+# the asyncio variant is one server for both cases).
+TCP_PEERS = ("socketse", "stdlib", "bare", "asyncio")
 CASES = [
     Case("tcp_sync", "sync TCP echo (TCPServer)", "sync TCP echo", "tcp",
-         targets=(("bare", 0.95),)),
+         variants=TCP_PEERS, targets=(("bare", 0.95), ("asyncio", 1.0))),
     Case("tcp_threading", "threading TCP echo (ThreadingTCPServer)", "threading TCP echo",
-         "tcp", targets=(("stdlib", 1.5), ("bare", 1.0))),
+         "tcp", variants=TCP_PEERS,
+         targets=(("stdlib", 1.5), ("bare", 1.0), ("asyncio", 1.0))),
     Case("tcp_forking", "forking TCP echo (ForkingTCPServer)", "forking TCP echo", "tcp"),
     Case("udp", "UDP echo (UDPServer)", "UDP echo", "udp", targets=(("bare", 0.95),)),
     Case("line", "line protocol: StreamRequestHandler on TCPServer, 4 lines a connection",
@@ -107,11 +115,14 @@ CASES = [
     Case("import", "import time (`python -S`, after `import socket`)", "import time",
          "import", variants=("socketse", "stdlib"), unit="s"),
     Case("mp_tcp_sync", "MicroPython: sync TCP echo (TCPServer)", "MicroPython: sync TCP echo",
-         "tcp", variants=("socketse", "bare"), server_case="tcp_sync", micropython=True,
-         targets=(("bare", 0.9),)),
+         "tcp", variants=("socketse", "bare", "asyncio"), server_case="tcp_sync",
+         micropython=True, targets=(("bare", 0.95), ("asyncio", 1.0))),
+    Case("mp_tcp_threading", "MicroPython: threading TCP echo (ThreadingTCPServer)",
+         "MicroPython: threading TCP echo", "tcp", variants=("socketse", "bare", "asyncio"),
+         server_case="tcp_threading", micropython=True, targets=(("asyncio", 1.0),)),
     Case("mp_udp", "MicroPython: UDP echo (UDPServer)", "MicroPython: UDP echo", "udp",
          variants=("socketse", "bare"), server_case="udp", micropython=True,
-         targets=(("bare", 0.9),)),
+         targets=(("bare", 0.8),)),
     Case("mp_shutdown", "MicroPython: shutdown() latency (TCPServer)",
          "MicroPython: shutdown()", "shutdown", variants=("socketse", "bare"),
          micropython=True, unit="s", targets=(("max_p99", 0.010),)),

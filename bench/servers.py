@@ -3,8 +3,11 @@
     python3 bench/servers.py VARIANT CASE PORT [ARG]
 
 VARIANT is ``socketse``, ``stdlib`` (the standard library's socketserver and
-http.server) or ``bare`` (a socket loop written as tightly as a person would
-by hand: the physical limit on this interpreter).  CASE is one of
+http.server), ``bare`` (a socket loop written as tightly as a person would
+by hand: the physical limit on this interpreter) or, for tcp_sync and
+tcp_threading, ``asyncio`` (asyncio.start_server with a coroutine per
+connection that echoes as the others do: what a person might pick instead
+of socketserver, on CPython and MicroPython alike).  CASE is one of
 
 - ``tcp_sync``: TCP echo, one request per connection, one at a time
 - ``tcp_threading``: the same, a thread per connection
@@ -43,8 +46,9 @@ A server binds 127.0.0.1:PORT (0: any free port), prints ``READY <port>``
 and serves until it is killed.  A variant this interpreter cannot run
 prints ``UNAVAILABLE <why>`` and exits with status 3.
 
-The file runs on CPython, PyPy and MicroPython's unix port (the socketse and
-bare variants of tcp_sync, udp and shutdown there): it imports only ``sys``
+The file runs on CPython, PyPy and MicroPython's unix port (the socketse,
+bare and asyncio variants of tcp_sync, tcp_threading, udp and shutdown
+there): it imports only ``sys``
 and ``socket`` at the top, and the rest where a case needs it.  socketse is
 imported from PYTHONPATH / MICROPYPATH (bench/run.py sets both).
 
@@ -70,6 +74,10 @@ import socket  # noqa: E402
 
 HOST = "127.0.0.1"
 BUFFER = 65536
+# What the bare UDP loop receives into: UDPServer's max_packet_size, the
+# same in socketse and the stdlib.  A larger buffer costs MicroPython a
+# 64 KiB allocation, and soon a collection, per datagram.
+DATAGRAM = 8192
 BODY = b"Hello from the benchmark.\n"
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -139,14 +147,8 @@ def echo_handler(base):
 
 
 def datagram_handler(base):
-    if MICROPYTHON:
-        # client_address is (host, port) there, which MicroPython's sendto()
-        # does not take: DatagramRequestHandler is the portable way to reply.
-        class DatagramEcho(base.DatagramRequestHandler):
-            def handle(self):
-                self.wfile.write(self.rfile.read())
-        return DatagramEcho
-
+    # The socketserver documentation's handler, on every interpreter: on
+    # MicroPython's unix port socketse's sockets take client_address too.
     class Echo(base.BaseRequestHandler):
         def handle(self):
             data, sock = self.request
@@ -285,7 +287,7 @@ def bare_tcp_forking(sock):
 
 def bare_udp(sock):
     while True:
-        data, address = sock.recvfrom(BUFFER)
+        data, address = sock.recvfrom(DATAGRAM)
         sock.sendto(data, address)
 
 
@@ -366,6 +368,46 @@ def serve_bare(case, port):
         BARE[case](sock)
     finally:
         sock.close()
+
+
+# ---------------------------------------------------------------------------
+# asyncio: the peer a MicroPython user would otherwise reach for
+# ---------------------------------------------------------------------------
+
+def serve_asyncio(case, port):
+    """asyncio.start_server() with its defaults, the same echo as the other
+    variants: one read of up to BUFFER bytes, written back, then the
+    connection closed.  There is no thread or process per connection to
+    choose here, so tcp_sync and tcp_threading run the same server."""
+    if case not in ("tcp_sync", "tcp_threading"):
+        raise Unavailable("no asyncio variant of %s" % case)
+    try:
+        import asyncio
+    except ImportError as error:
+        raise Unavailable("no asyncio here: %s" % error)
+
+    async def echo(reader, writer):
+        try:
+            data = await reader.read(BUFFER)
+            if data:
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def serve():
+        server = await asyncio.start_server(echo, HOST, port)
+        # CPython's server tells the port it bound; MicroPython's cannot,
+        # and was given one (bench/run.py picks it).
+        sockets = getattr(server, "sockets", None)
+        ready(sockets[0].getsockname()[1] if sockets else port)
+        if hasattr(server, "serve_forever"):
+            await server.serve_forever()
+        else:  # MicroPython: its serving task ends only when closed
+            await server.wait_closed()
+
+    asyncio.run(serve())
 
 
 # ---------------------------------------------------------------------------
@@ -594,6 +636,8 @@ def main(argv):
             shutdown_latencies(variant, int(extra or 50))
         elif variant == "bare":
             serve_bare(case, port)
+        elif variant == "asyncio":
+            serve_asyncio(case, port)
         elif variant in INTERMEDIATE_STEPS:
             serve_step(variant, case, port)
         else:

@@ -107,6 +107,32 @@ def test_shutdown_latency_on_cpython_micropython_and_the_board_profiles(tmp_path
                 assert target.startswith("p99 < 10.0 ms ") and "n/a" not in target, target
 
 
+def test_asyncio_is_a_peer_of_the_tcp_echo_cases(tmp_path):
+    """asyncio.start_server serves the TCP echo cases beside socketse, on
+    CPython and on the unix MicroPython: each socketse row has its ratio
+    to asyncio and the issue's target (at least as fast), and the chart a
+    bar for it."""
+    cases = [case for case in bench.CASES if "asyncio" in case.variants]
+    assert {case.name for case in cases} == {"tcp_sync", "tcp_threading", "mp_tcp_sync",
+                                              "mp_tcp_threading"}
+    output = smoke(tmp_path, "--cases", ",".join(case.name for case in cases))
+    check_table(output, cases)
+    rows = table_rows(output)
+    for case in cases:
+        if interpreter_absent(case):
+            continue
+        found = {variant: cells for (title, variant), cells in rows.items()
+                 if title.startswith(case.title)}
+        # cells: median, × stdlib, × bare, × asyncio, CPU, × stdlib, × bare, × asyncio, target
+        assert found["asyncio"][3] == "1.00", (case.name, found["asyncio"])
+        socketse = found["socketse"]
+        assert float(socketse[3]) > 0, (case.name, socketse)
+        assert "≥ 1× asyncio " in socketse[-1] and "n/a" not in socketse[-1], socketse
+    chart = ElementTree.parse(os.path.join(str(tmp_path), "results.svg")).getroot()
+    texts = [element.text for element in chart.iter() if element.tag.endswith("text")]
+    assert texts.count("÷ asyncio") == len(cases), texts
+
+
 def test_smoke_run_with_the_python_clients(tmp_path):
     """The load bench/clients.py makes itself, where there is no C compiler or wrk."""
     names = ["tcp_sync", "udp", "line", "http"]
