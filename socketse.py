@@ -118,19 +118,20 @@ except ImportError:  # a single-threaded build: ThreadingMixIn cannot work
 
 # MicroPython's unix port has socket.sockaddr() because its sockets take and
 # give raw sockaddr bytes; elsewhere addresses are (host, port) and paths.
-# The last address translated, both ways, as (readable, raw): a reply mostly
-# goes back to where the request came from, and translating costs more than
-# the rest of a datagram's round on MicroPython.
-_last_address: "Any" = (None, None)
+# The last address translated, both ways, as (readable, raw, its host raw):
+# a reply mostly goes back to where the request came from, the next request
+# mostly comes from the same host, and translating costs more than the rest
+# of a datagram's round on MicroPython.
+_last_address: "Any" = (None, None, None)
 
 
 def _native_address(address: "Any") -> "Any":
     """The address in the form this platform's bind, connect and sendto take."""
+    readable, raw, _ = _last_address
+    if address == readable:  # the reply to a request: looked at first
+        return raw
     if not hasattr(socket, "sockaddr") or not isinstance(address, (tuple, str)):
         return address
-    readable, raw = _last_address
-    if address == readable:
-        return raw
     if isinstance(address, str):  # a Unix socket path, or "\0" and an
         import struct  # abstract name: no NUL added, as the length tells the end
         return struct.pack("H", socket.AF_UNIX) + address.encode()
@@ -145,11 +146,11 @@ def _readable_address(family: "int", address: "Any") -> "Any":
     global _last_address
     if isinstance(address, tuple) or family == getattr(socket, "AF_UNIX", None):
         return address
-    readable, raw = _last_address
+    readable, raw, last_host = _last_address
     if address != raw:
         family, host, port = socket.sockaddr(address)[:3]  # type: ignore[attr-defined]
-        readable = socket.inet_ntop(family, host), port
-        _last_address = readable, address
+        readable = readable[0] if host == last_host else socket.inet_ntop(family, host), port
+        _last_address = readable, address, host
     return readable
 
 
@@ -171,21 +172,28 @@ if hasattr(socket, "sockaddr"):
                 return super().sendto(data, _native_address(address))  # type: ignore[no-any-return]
 
 
+def _milliseconds(timeout: "Optional[float]") -> "int":
+    """A timeout in seconds (None: for ever) in the whole milliseconds, -1
+    for ever, that poll() takes (MicroPython's takes no float)."""
+    return -1 if timeout is None else int(timeout * 1000 + 0.999)
+
+
 def _readiness_waiter(server: "Any", wakeup: "Any" = None
-                      ) -> "Optional[Callable[[Optional[float]], Any]]":
-    """A function that waits up to a timeout in seconds (None: for ever) until
-    the server, or the wakeup socket, is readable, and tells whether one is;
-    None where there is no select module."""
+                      ) -> "Optional[Callable[[int], Any]]":
+    """A function that waits up to a timeout in milliseconds (-1: for ever)
+    until the server, or the wakeup socket, is readable, and tells whether
+    one is; None where there is no select module."""
     if select is None:
         return None
     waited = [server] if wakeup is None else [server, wakeup]
     if not hasattr(select, "poll"):
-        return lambda timeout: select.select(waited, [], [], timeout)[0]
+        return lambda timeout: select.select(
+            waited, [], [], None if timeout < 0 else timeout / 1000)[0]
     poller = select.poll()
-    listener = None
     try:
         # The descriptor, so that a BaseServer offering fileno() alone works.
         poller.register(server.fileno(), select.POLLIN)
+        listener = None
     except (AttributeError, OSError):
         # Boards: lwIP sockets have no fileno(), and board builds of poll()
         # take objects only.  A failed register() can spoil a poller.
@@ -194,15 +202,15 @@ def _readiness_waiter(server: "Any", wakeup: "Any" = None
         poller.register(listener, select.POLLIN)
     for other in waited[1:]:
         poller.register(other, select.POLLIN)
+    if not listener:  # poll() itself: a call less per request
+        return poller.poll
 
-    def wait(timeout: "Optional[float]") -> "Any":
-        if listener:
-            # A board's listener may poll readable with nothing to accept
-            # (CircuitPython on the Pico W, always): accept() then waits no
-            # longer than this wait would have.
-            listener.settimeout(timeout)
-        # Whole milliseconds: MicroPython's poll() takes no float.
-        return poller.poll(-1 if timeout is None else int(timeout * 1000 + 0.999))
+    def wait(timeout: "int") -> "Any":
+        # A board's listener may poll readable with nothing to accept
+        # (CircuitPython on the Pico W, always): accept() then waits no
+        # longer than this wait would have.
+        listener.settimeout(None if timeout < 0 else timeout / 1000)
+        return poller.poll(timeout)
     return wait
 
 
@@ -502,9 +510,10 @@ class BaseServer:
             wait = _readiness_waiter(self, self.__wakeup)
             if wait is None:  # no select: accept() itself waits, briefly
                 self.socket.settimeout(poll_interval)
+            interval = _milliseconds(poll_interval)
             while not self._stopping:
                 try:
-                    ready = wait(poll_interval) if wait else True
+                    ready = wait(interval) if wait else True
                     if self._stopping:
                         break
                     if ready:
@@ -559,26 +568,24 @@ class BaseServer:
         if timeout is not None and timeout < 0:  # a deadline already past:
             timeout = 0  # look once, as the stdlib does, never wait for ever
         wait = _readiness_waiter(self)
-        if wait is not None:
-            if not wait(timeout) or self._handle_request_noblock():
-                self.handle_timeout()
-            return
-        self.socket.settimeout(timeout)
+        if wait is None:  # no select: accept() itself waits
+            self.socket.settimeout(timeout)
         try:
-            request = self.get_request()
-        except OSError:
-            self.handle_timeout()
-            return
+            if wait and not wait(_milliseconds(timeout)) or self._handle_request_noblock():
+                self.handle_timeout()
         finally:
-            self.socket.settimeout(socket_timeout)
-        self._process_verified(*request)
+            if wait is None:
+                self.socket.settimeout(socket_timeout)
 
     def _handle_request_noblock(self) -> "bool":
-        """Take the request that is waiting and handle it.  Tell whether
-        accept() timed out instead: a board's listener may poll readable
-        with nothing to accept (see _readiness_waiter)."""
+        """Take the request that is waiting, then verify_request() and
+        process_request(), which owns the request from then on; on a
+        refusal or an error, the request is closed here, whatever
+        handle_error() does.  Tell whether accept() timed out instead: a
+        board's listener may poll readable with nothing to accept (see
+        _readiness_waiter), and without select it waits."""
         try:
-            request = self.get_request()
+            request, client_address = self.get_request()
         except (OSError, MemoryError, RuntimeError) as error:  # costs this request, not the loop
             code = error.args[0] if error.args else None
             if isinstance(error, RuntimeError) or code in (23, 24):
@@ -588,14 +595,7 @@ class BaseServer:
                 import time
                 time.sleep(0.1)
             from errno import EAGAIN, ETIMEDOUT
-            return code in (EAGAIN, ETIMEDOUT)
-        self._process_verified(*request)
-        return False
-
-    def _process_verified(self, request: "Any", client_address: "Any") -> None:
-        """verify_request(), then process_request(), which owns the request
-        from then on; on a refusal or an error, the request is closed here,
-        whatever handle_error() does."""
+            return code in (EAGAIN, ETIMEDOUT) or isinstance(error, getattr(socket, "timeout", ()))
         handed_over = False
         try:
             if self.verify_request(request, client_address):
@@ -606,6 +606,7 @@ class BaseServer:
         finally:
             if not handed_over:
                 self.shutdown_request(request)
+        return False
 
     def verify_request(self, request: "Any", client_address: "Any") -> "bool":
         """Whether to handle this request (False closes it unanswered);
@@ -750,8 +751,12 @@ class TCPServer(BaseServer):
                 request.shutdown(socket.SHUT_WR)
             else:  # MicroPython: close() with input unread would reset the
                 request.settimeout(0)  # connection: read what has come, up
-                for _ in range(1024):  # to 64 KiB, without waiting (in small
-                    if not _recv(request, 64):  # reads: a board's heap is small)
+                # to 64 KiB, without waiting, in small reads (a board's heap
+                # is small); through read() where there is one, which says
+                # None for "nothing yet" where recv() raises, at a cost.
+                read = getattr(request, "read", None)
+                for _ in range(1024):
+                    if not (read(64) if read else _recv(request, 64)):
                         break
         except (OSError, MemoryError):  # the peer has gone (ENOTCONN), no more input, no heap
             pass

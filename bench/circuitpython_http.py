@@ -40,13 +40,14 @@ group; every load and wait is bounded in count and time.
 import glob
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+import processes  # bench/processes.py, beside this file
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -217,19 +218,9 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
     def _end(self):
-        if self.process is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.process.wait(2 if sig == signal.SIGTERM else 10)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        self.process = None
+        if self.process is not None:
+            processes.end_process_group(self.process)
+            self.process = None
 
     def stop(self):
         self._end()

@@ -51,7 +51,6 @@ import os
 import platform
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +64,7 @@ sys.path.insert(0, BENCH)
 
 import circuitpython_http  # noqa: E402  (bench/circuitpython_http.py)
 import clients  # noqa: E402  (bench/clients.py)
+import processes  # noqa: E402  (bench/processes.py)
 import report  # noqa: E402  (bench/report.py)
 
 STARTUP_TIMEOUT = 20
@@ -283,15 +283,7 @@ class ServerProcess:
         if self.process is None:
             return
         try:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(self.process.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                try:
-                    self.process.wait(2 if sig == signal.SIGTERM else 10)
-                except subprocess.TimeoutExpired:
-                    pass
+            processes.end_process_group(self.process)
         finally:
             if self.process.poll() is None:
                 self.process.kill()
