@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PORT ?= 8765
 
-.PHONY: example test boards typecheck footprint bench clean
+.PHONY: example test boards typecheck footprint bench instructions clean
 
 $(VENV)/installed: requirements-dev.txt requirements-circuitpython.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,13 @@ footprint: $(VENV)/installed boards
 # so does the section setting socketse next to adafruit_httpserver on CircuitPython.
 bench: $(VENV)/installed boards
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# User-mode instructions per request under valgrind, from the bare loop to socketse one layer at
+# a time (bench/instructions.py, ~1 min an interpreter): a measure that does not drift with the
+# machine's load, as seconds do.
+instructions: $(VENV)/installed
+	$(VENV)/bin/python bench/instructions.py
+	$(VENV)/bin/python bench/instructions.py --interpreter $(VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -189,3 +189,27 @@ def test_circuitpython_http_section(tmp_path):
         assert waited.endswith(" s") and not waited.startswith(("gave up", "failed")), waited
         assert "closed after" in seen, seen
         assert again.startswith("yes"), again
+
+
+def test_instruction_counts_come_out_per_request():
+    """bench/instructions.py (valgrind) gives each variant a count per request
+    and the bare loop's count over it; socketse does more than a bare loop."""
+    import shutil
+    from conftest import skip_or_fail_on_ci
+    if not shutil.which("valgrind"):
+        skip_or_fail_on_ci("valgrind is not installed (apt install valgrind)")
+    micropython = bench.find_micropython()
+    if micropython is None:
+        skip_or_fail_on_ci("no micropython: pip install -r requirements-dev.txt")
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "instructions.py"), "--interpreter",
+         micropython, "--cases", "udp", "--variants", "bare,socketse", "--requests", "50"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    output = completed.stdout.decode(errors="replace")
+    assert completed.returncode == 0, output
+    counts = {cells[1]: cells for cells in (
+        [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        for line in output.splitlines() if line.startswith("| udp "))}
+    assert set(counts) == {"bare", "socketse"}, output
+    assert counts["bare"][3] == "1.00", output
+    assert 0 < float(counts["socketse"][3]) < 1, output
