@@ -571,7 +571,7 @@ class BaseServer:
         if wait is None:  # no select: accept() itself waits
             self.socket.settimeout(timeout)
         try:
-            if wait and not wait(_milliseconds(timeout)) or self._handle_request_noblock():
+            if (wait and not wait(_milliseconds(timeout))) or self._handle_request_noblock():
                 self.handle_timeout()
         finally:
             if wait is None:

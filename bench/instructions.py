@@ -13,10 +13,13 @@ count per request: start-up, compiling and the end cancel out.  The
 requests come one at a time from this process, so that the server is
 waiting before each, as a server that is not flooded always is.
 
-The kernel's work (the system calls) is not counted: `strace -c` shows
-those.  Prints a table: each variant's instructions per request, and the
-bare loop's count over it (1.0 would be as cheap as the bare loop).
-Without valgrind it says so and exits with status 3.
+Cases and variants are bench/servers.py's: udp and tcp_sync have every
+step; tcp_threading has bare, socketse and asyncio.  The kernel's work (the
+system calls, a thread's start) is not counted: `strace -c` shows that.
+
+Prints a table: each variant's instructions per request, and the bare
+loop's count over it (1.0 would be as cheap as the bare loop).  Without
+valgrind it says so and exits with status 3.
 """
 
 import argparse
@@ -31,25 +34,26 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clients  # noqa: E402  (bench/clients.py)
 from run import ROOT, SERVERS, environment  # noqa: E402  (bench/run.py)
 
 VARIANTS = ("bare", "+handler", "+hooks", "+get_request", "socketse")
-PAYLOAD = b"x" * 64
 
 
 def request(case, port):
-    """One request, as bench/clients.py makes them: a datagram each way, or
-    a connection that sends, reads to the end, and closes."""
-    if case == "udp":
+    """One request: a connection as the load clients make them, or a
+    datagram each way from a socket of its own (a new client each time, so
+    that no request comes from the address a server saw last)."""
+    address = (clients.HOST, port)
+    if case != "udp":
+        echoed = clients._tcp_exchange(address, "tcp")
+    else:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(10)
-            client.sendto(PAYLOAD, ("127.0.0.1", port))
-            client.recvfrom(len(PAYLOAD))
-        return
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-        client.sendall(PAYLOAD)
-        while client.recv(4096):
-            pass
+            client.sendto(clients.MESSAGE, address)
+            echoed = client.recv(65536) == clients.MESSAGE
+    if not echoed:
+        raise RuntimeError("no echo from %s" % (address,))
 
 
 def count(interpreter, variant, case, requests):
