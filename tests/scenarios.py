@@ -342,6 +342,49 @@ def the_documentation_handlers_work_as_written():
 
 
 @scenario
+def each_client_is_told_its_own_address():
+    """Clients on two hosts, two ports each, taking turns: each handler
+    sees its own client's (host, port), and its reply reaches that client,
+    whatever address the server translated last (MicroPython's unix port
+    keeps the last one, and the last host)."""
+    class SaysWhoAsked(socketse.BaseRequestHandler):
+        def handle(self):
+            host, port = self.client_address[:2]
+            self.request[1].sendto(b"%s %d" % (host.encode(), port), self.client_address)
+
+    server = make_server(socketse.UDPServer, SaysWhoAsked)
+
+    def answered(client, expected):
+        server.handle_request()
+        reply = client.recv(64)
+        check(reply == expected, (reply, expected))
+
+    clients = []
+    try:
+        for host in ("127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"):
+            def bind_and_connect(port, host=host):
+                return client_for(server, bind_to=(host, port)), b"%s %d" % (host.encode(), port)
+            client = None
+            try:
+                client, expected = on_a_random_port(bind_and_connect)
+                client.send(b"who am I?")
+            except OSError:  # a loopback with one address: a board's lwIP
+                check(host != "127.0.0.1", "no client on 127.0.0.1")
+                if client:
+                    client.close()
+                continue
+            clients.append((client, expected))
+            answered(client, expected)
+        for client, expected in clients:  # again, in turn
+            client.send(b"and now?")
+            answered(client, expected)
+    finally:
+        for client, _ in clients:
+            client.close()
+        close_server(server)
+
+
+@scenario
 def reading_past_the_end_of_the_stream_returns_nothing_at_once():
     """After the client's end of stream, every further read of rfile gives
     b"" at once, as on CPython (CircuitPython on ESP32 would wait for ever
