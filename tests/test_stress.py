@@ -78,8 +78,14 @@ def no_threads_left():
     assert _thread._count() == 0, "%d threads left" % _thread._count()
 
 def end_round(server, threads):
-    # server_close(), then every client must have had its answer or end.
+    # server_close(), then every client must have had its answer or end,
+    # and the pool's counts are at rest: nothing busy, no thread counted
+    # as not yet running (an excess there would grow every later heap
+    # trial until start() refused everything).
     server.server_close()
+    pool = server._threads
+    if isinstance(pool, socketse._HandlerThreads):
+        assert (pool._busy, pool._unstarted) == (0, 0), (pool._busy, pool._unstarted)
     for thread in threads:
         thread.join(10)
         assert not thread.is_alive(), "a client never got an answer or an end"
