@@ -167,7 +167,7 @@ MODES = {
 # ---------------------------------------------------------------------------
 
 def find_micropython(given=None):
-    candidates = [given, os.environ.get("MICROPYTHON"), "/tmp/probe/bin/micropython",
+    candidates = [given, os.environ.get("MICROPYTHON"),
                   os.path.join(ROOT, ".venv", "bin", "micropython"),
                   os.path.join(os.path.dirname(sys.executable), "micropython"),
                   shutil.which("micropython")]
