@@ -84,21 +84,25 @@ def test_smoke_run_reports_every_case(tmp_path):
     assert "1.0×" in texts
 
 
+def rows_by_case(tmp_path, cases):
+    """A smoke run of cases, its table checked: (case, {variant: cells})
+    for each case this machine has the interpreter for."""
+    output = smoke(tmp_path, "--cases", ",".join(case.name for case in cases))
+    check_table(output, cases)
+    rows = table_rows(output)
+    return [(case, {variant: cells for (title, variant), cells in rows.items()
+                    if title.startswith(case.title)})
+            for case in cases if not interpreter_absent(case)]
+
+
 def test_shutdown_latency_on_cpython_micropython_and_the_board_profiles(tmp_path):
     """Each shutdown case gives p50 and p99 per variant, their ratios to the
     bare loop, and whether socketse's p99 meets the 10 ms target."""
     cases = [case for case in bench.CASES if case.kind == "shutdown"]
     assert {case.name for case in cases} >= {"shutdown", "mp_shutdown", "board_shutdown_lwip",
                                               "board_shutdown_esp32"}
-    output = smoke(tmp_path, "--cases", ",".join(case.name for case in cases))
-    check_table(output, cases)
-    rows = table_rows(output)
-    for case in cases:
-        if interpreter_absent(case):
-            continue
-        for (title, variant), cells in rows.items():
-            if not title.startswith(case.title):
-                continue
+    for case, found in rows_by_case(tmp_path, cases):
+        for variant, cells in found.items():
             value, bare_ratio, target = cells[0], cells[2], cells[-1]
             assert value.startswith("p50 ") and ", p99 " in value, (case.name, value)
             if variant != "bare":
@@ -115,14 +119,7 @@ def test_asyncio_is_a_peer_of_the_tcp_echo_cases(tmp_path):
     cases = [case for case in bench.CASES if "asyncio" in case.variants]
     assert {case.name for case in cases} == {"tcp_sync", "tcp_threading", "mp_tcp_sync",
                                               "mp_tcp_threading"}
-    output = smoke(tmp_path, "--cases", ",".join(case.name for case in cases))
-    check_table(output, cases)
-    rows = table_rows(output)
-    for case in cases:
-        if interpreter_absent(case):
-            continue
-        found = {variant: cells for (title, variant), cells in rows.items()
-                 if title.startswith(case.title)}
+    for case, found in rows_by_case(tmp_path, cases):
         # cells: median, × stdlib, × bare, × asyncio, CPU, × stdlib, × bare, × asyncio, target
         assert found["asyncio"][3] == "1.00", (case.name, found["asyncio"])
         socketse = found["socketse"]
