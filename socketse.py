@@ -893,7 +893,10 @@ class _HandlerThreads:
       max_threads;
     - _parked holds a [wake-up lock, request] slot per parked thread, at
       most 16 of them (None once closed); a slot parked idle_seconds ends
-      its thread: after a spike of clients, its threads do not stay;
+      its thread: after a spike of clients, its threads do not stay.  A
+      parked thread keeps heap (about 800 bytes on the unix port, and the
+      heap fragmented around it), so each start() that finds no room ends
+      one, and the next try may find its heap;
     - _all_done is held while _busy is not 0, for join();
     - _handlers maps a key made for each handler thread to its ident, so
       that join() called by one of them does not wait for itself.  start()
@@ -982,6 +985,10 @@ class _HandlerThreads:
                 with self._lock:
                     if self._handlers.pop(key, 0) is None:  # no thread to run
                         self._unstarted -= 1
+                    slot = self._parked.pop() if self._parked else None
+                if slot:  # ended, to give back its heap (and its thread)
+                    slot[1] = None
+                    slot[0].release()
                 self._finish(None)
                 # Wait for one of the busy ones, as at max_threads; with
                 # none busy, a moment (a thread that has ended may not be

@@ -11,7 +11,9 @@ the heap at once.  Two ways to run it:
   The unix port, holding the server alone (the clients are another
   process: CPython, through burst() below).  Prints "port N" once
   listening; a line on stdin then calls shutdown() and server_close(),
-  and the last line is "stopped {...}": the server's figures.
+  and the last line is "stopped {...}": the server's figures.  Before
+  that, the line "fill" takes every 1 KB block left in the heap, as
+  other code in the program might, and prints "filled, ...".
 
     micropython-lwip-threads -X heapsize=N -m heap_burst [--board esp32] burst COUNT AT_ONCE SECONDS
 
@@ -293,14 +295,31 @@ def stop(server, figures):
     print("stopped", figures)
 
 
+def fill_heap():
+    """Take every block of 1 KB the heap has left (the heap a request
+    needs to be let in), keeping smaller holes; return what was taken."""
+    taken = [None] * 64
+    for i in range(len(taken)):
+        try:
+            taken[i] = bytearray(1024)
+        except MemoryError:
+            break
+    return taken
+
+
 def serve(settings):
     server, figures = make_server(settings)
     import _thread
     _thread.start_new_thread(server.serve_forever, ())
     print("port", server.server_address[1])
     # The caller's clients are done when it writes a line (or goes): then
-    # stop, from this thread, as a program stops its server.
-    sys.stdin.readline()
+    # stop, from this thread, as a program stops its server.  The line
+    # "fill" first fills the heap, until the next line.
+    taken = None
+    while sys.stdin.readline() == "fill\n":
+        taken = fill_heap()
+        print("filled, threads parked:", len(server._threads._parked))
+    taken = None
     stop(server, figures)
 
 
