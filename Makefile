@@ -58,7 +58,19 @@ $(CIRCUITPYTHON_BUILD): | $(VENV)/installed
 		echo "CircuitPython profiles not built: needs ../shared/boards/circuitpython (BOARDS=...), cc and xz"; \
 	fi
 
-boards: $(BOARD_BUILDS) $(FROZEN_BUILD) $(CIRCUITPYTHON_BUILD)
+# The unix port from the same sources with its threads under a GIL, as the
+# ESP32 port runs them, for the out-of-memory test of tests/test_faults.py
+# (the default unix port's threads are MicroPython's "unsafe" ones).
+GIL_BUILD := $(VENV)/bin/micropython-gil
+
+$(GIL_BUILD): | $(VENV)/installed
+	@if [ -f "$(BOARDS)/mpy-lwip-src.tar.xz" ] && command -v cc >/dev/null && command -v xz >/dev/null; then \
+		tools/build-micropython-gil.sh $@ $(BOARDS)/mpy-lwip-src.tar.xz; \
+	else \
+		echo "MicroPython with a GIL not built: needs ../shared/boards (BOARDS=...), cc and xz"; \
+	fi
+
+boards: $(BOARD_BUILDS) $(FROZEN_BUILD) $(CIRCUITPYTHON_BUILD) $(GIL_BUILD)
 
 test: $(VENV)/installed boards
 	$(VENV)/bin/python -m pytest

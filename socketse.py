@@ -644,7 +644,14 @@ class BaseServer:
               client_address, file=sys.stderr)
         error = _current_error()
         if hasattr(sys, "print_exception"):  # MicroPython has no traceback module
-            sys.print_exception(error, sys.stderr)
+            # Not a MemoryError's traceback: one made on a full heap is kept
+            # in the one buffer all of MicroPython's threads share, and
+            # printing it while another thread's MemoryError rewrites it
+            # can crash the interpreter.
+            if isinstance(error, MemoryError):
+                print(repr(error), file=sys.stderr)
+            else:
+                sys.print_exception(error, sys.stderr)
         elif hasattr(sys, "exc_info"):  # the interpreter's own display: nothing to import
             sys.__excepthook__(*sys.exc_info())
         else:  # CircuitPython
