@@ -315,7 +315,6 @@ def serve(settings):
     # The caller's clients are done when it writes a line (or goes): then
     # stop, from this thread, as a program stops its server.  The line
     # "fill" first fills the heap, until the next line.
-    taken = None
     while sys.stdin.readline() == "fill\n":
         taken = fill_heap()
         print("filled, threads parked:", len(server._threads._parked))

@@ -128,6 +128,16 @@ class Run:
             if line.startswith("stopped {"):
                 self.figures = ast.literal_eval(line[8:])
 
+    def port(self):
+        """The port the server says it listens on, its first line."""
+        line = read_line(self.process, 30).decode(errors="replace")
+        return int(re.match(r"port (\d+)$", line.strip()).group(1))
+
+    def tell(self, command):
+        """A line to the server: "fill", or any other to stop it."""
+        self.process.stdin.write(command + b"\n")
+        self.process.stdin.flush()
+
     def close(self):
         """Kill the process if it still runs, and close its pipes."""
         if self.process.poll() is None:
@@ -199,16 +209,14 @@ def unix_run(run, clients=CLIENTS, bursts=1):
     """The clients here, against the server alone in the unix port: each
     burst, then a fresh client."""
     try:
-        line = read_line(run.process, 30).decode(errors="replace")
-        port = int(re.match(r"port (\d+)$", line.strip()).group(1))
+        port = run.port()
         for _ in range(bursts):
             run.bursts.append(heap_burst.burst(port, clients, clients, BURST_SECONDS))
             run.alive_after_burst = run.process.poll() is None
             if not run.alive_after_burst:
                 break
         run.fresh = run.alive_after_burst and heap_burst.answered(port, FRESH_SECONDS)
-        run.process.stdin.write(b"stop\n")
-        run.process.stdin.flush()
+        run.tell(b"stop")
     except (AssertionError, AttributeError, OSError):  # no port, or the server died
         pass
     finally:
@@ -308,17 +316,15 @@ def test_parked_threads_give_their_heap_back_to_a_request_that_finds_none(compil
     with open(tmp_path / "stderr", "w+b") as log:
         run, _ = start("unix-64k", 1, compiled, log, ["reuse_threads=1"])
         try:
-            port = int(re.match(rb"port (\d+)$", read_line(run.process, 30).strip()).group(1))
+            port = run.port()
             counts = heap_burst.burst(port, 16, 16, BURST_SECONDS)
             assert counts["answered"] == 16, counts
-            run.process.stdin.write(b"fill\n")
-            run.process.stdin.flush()
+            run.tell(b"fill")
             filled = read_line(run.process, 30)
             assert filled.startswith(b"filled, threads parked:"), filled
             assert int(filled.split(b":")[1]) >= 8, filled
             assert heap_burst.answered(port, FRESH_SECONDS), run.details()
-            run.process.stdin.write(b"stop\n")
-            run.process.stdin.flush()
+            run.tell(b"stop")
             run.end(STOP_SECONDS)
             assert run.figures is not None and not run.figures["threads left"], run.details()
         finally:
